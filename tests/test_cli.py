@@ -1,0 +1,61 @@
+"End-to-end tests of the `lebm` console script: real papermill runs in subprocesses."
+import json, subprocess
+from pathlib import Path
+
+def run(cmd, cwd, **kw):
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, **kw)
+
+def test_run_quickstart_writes_run_dir(lebm, root, tmp_path):
+    out = tmp_path/'qs'
+    r = run(lebm + ['run', 'quickstart', '-p', 'n_steps', '60', '-p', 'n_chains', '500', '--out', str(out)], root)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (out/'quickstart.ipynb').exists() and (out/'figures'/'quickstart.png').stat().st_size > 1000
+    m = json.loads((out/'metrics.json').read_text())
+    assert m['n_steps'] == 60 and m['n_chains'] == 500 and 0 <= m['mode_weight_max_abs_error'] <= 1
+    p = json.loads((out/'params.json').read_text())
+    assert p['params']['n_steps'] == 60 and p['overrides'] == {'n_steps': 60, 'n_chains': 500} and p['seconds'] > 0
+    nb = json.loads((out/'quickstart.ipynb').read_text())
+    assert any('injected-parameters' in c['metadata'].get('tags', []) for c in nb['cells'])
+    assert 'Executing' in r.stderr                  # papermill's progress bar was shown
+
+def test_unknown_param_rejected_before_execution(lebm, root, tmp_path):
+    out = tmp_path/'bad'
+    r = run(lebm + ['run', 'quickstart', '-p', 'no_such_param', '1', '--out', str(out)], root)
+    assert r.returncode == 2
+    assert "unknown parameter 'no_such_param'" in r.stderr
+    for name in ('n_steps', 'step_size', 'n_chains', 'seed'): assert name in r.stderr   # lists the valid ones
+    assert not out.exists() and 'Executing' not in r.stderr                              # nothing ran
+
+def test_wrong_type_rejected_before_execution(lebm, root, tmp_path):
+    r = run(lebm + ['run', 'quickstart', '-p', 'n_steps', '1.5', '--out', str(tmp_path/'x')], root)
+    assert r.returncode == 2 and "parameter 'n_steps' expects int, got '1.5'" in r.stderr
+    assert 'Valid parameters' in r.stderr and not (tmp_path/'x').exists()
+    r = run(lebm + ['run', 'quickstart', '-p', 'step_szie', '0.1'], root)
+    assert r.returncode == 2 and "did you mean 'step_size'?" in r.stderr
+
+def test_failing_run_keeps_notebook(lebm, root, tmp_path):
+    out = tmp_path/'fail'
+    r = run(lebm + ['run', 'quickstart', '-p', 'n_steps', '-1', '--out', str(out), '--no-progress'], root)
+    assert r.returncode == 1
+    nb = out/'quickstart.ipynb'
+    assert str(nb) in r.stderr and 'LebmError' in r.stderr
+    tb = json.dumps(json.loads(nb.read_text()))
+    assert 'LebmError' in tb and 'n_steps >= 0' in tb          # the executed notebook holds the traceback
+    assert 'failed' in json.loads((out/'params.json').read_text())
+
+def test_list_shows_params(lebm, root):
+    r = run(lebm + ['list'], root)
+    assert r.returncode == 0 and 'quickstart' in r.stdout
+    line = next(l for l in r.stdout.splitlines() if l.strip().startswith('n_steps'))
+    assert 'int' in line and '400' in line and 'Langevin steps' in line
+
+def test_bench_json_and_table(lebm, root):
+    r = run(lebm + ['bench', 'matmul', '--quick', '--json'], root)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res['name'] == 'matmul' and res['rows'][0]['matmul GFLOP/s (n=1024)'] > 0
+    assert 'langevin speed-up, all cores vs 1' in res['summary']
+    r = run(lebm + ['bench'], root)
+    assert r.returncode == 0 and 'matmul' in r.stdout
+    r = run(lebm + ['bench', 'nope'], root)
+    assert r.returncode == 2 and 'available:' in r.stderr
