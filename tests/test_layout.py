@@ -37,7 +37,7 @@ def test_every_module_names_an_existing_notebook():
         if py.name in ('__init__.py', '_modidx.py'): continue
         m = re.search(r'File to edit: (\S+?)\.?$', py.read_text(), re.M)
         assert m, f"{py} has no 'File to edit' header: it was not written by nbdev_export"
-        assert (ROOT/m.group(1).replace('../', '', 1)).exists(), f"{py} names missing notebook {m.group(1)}"
+        assert (py.parent/m.group(1)).resolve().exists(), f"{py} names missing notebook {m.group(1)}"
 
 def test_run_notebooks_have_parameters_and_kernelspec():
     for p in (ROOT/'nbs'/'runs').glob('*.ipynb'):
