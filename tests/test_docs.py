@@ -1,0 +1,173 @@
+"""The docs site in a real browser, and the README generator.
+
+Builds the offline site (`build_docs(quarto=False)`) once into a temporary folder, serves it on 127.0.0.1 and opens
+the `00_core` page in headless Chromium (Debian's `/usr/bin/chromium`, driven by the Python `playwright` package):
+sidebar in `_quarto.yml` order, a `show_doc` signature, math typeset by the bundled MathJax, and no request to any
+other host. Set `LEBM_DOCS_SCREENSHOT=/path/page.png` to keep a screenshot of the page.
+"""
+import os, re, json, shutil, functools, threading, http.server
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest, yaml, nbformat
+
+from latent_ebm_nb.core import project_root
+from latent_ebm_nb.docs import build_docs, write_readme, sidebar_pages, parse_frontmatter, page_name
+
+ROOT = project_root(Path(__file__).parent)
+CHROMIUM = '/usr/bin/chromium'
+CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
+                 '--disable-component-update', '--no-first-run', '--disable-sync']
+
+
+def _processed_frontmatter(name):
+    nb = nbformat.read(ROOT/'_proc'/name, as_version=4)
+    return next((parse_frontmatter(c.source) or {} for c in nb.cells if c.cell_type == 'raw'), {})
+
+
+def _expected_sidebar():
+    "(section titles, page files) the sidebar must show, from the top-level _quarto.yml and nbdev's frontmatter."
+    cfg = yaml.safe_load((ROOT/'_quarto.yml').read_text())
+    sections = sidebar_pages(cfg, ROOT/'nbs')
+    listed = {n for _, ns in sections for n in ns}
+    other = [p.name for p in sorted((ROOT/'nbs').glob('*.ipynb')) if p.name not in listed and p.name[0] not in '_.']
+    if other: sections.append(('Other', other))
+    titles = [s for s, _ in sections if s]
+    pages = [page_name(n, _processed_frontmatter(n)) for _, ns in sections for n in ns]
+    return titles, pages
+
+
+@pytest.fixture(scope='module')
+def site(tmp_path_factory):
+    return build_docs(out=tmp_path_factory.mktemp('site'), root=ROOT, quarto=False)
+
+
+def test_site_files(site):
+    _, pages = _expected_sidebar()
+    assert 'core.html' in pages
+    for p in pages + ['index.html']: assert (site/p).is_file(), p
+    assert (site/'mathjax'/'MathJax.js').is_file()
+    assert (site/'mathjax'/'fonts'/'HTML-CSS'/'STIX-Web'/'woff').is_dir()
+    for f in site.glob('*.html'):   # nothing is loaded from another host (links to GitHub are fine)
+        loads = re.findall(r'<(?:script|link|img|iframe)\b[^>]*(?:src|href)="(https?:)?//', f.read_text())
+        assert not loads, f"{f.name} loads from the network"
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args): pass
+
+
+@pytest.fixture(scope='module')
+def server(site):
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(_Quiet, directory=str(site)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f'http://127.0.0.1:{httpd.server_port}'
+    httpd.shutdown(); httpd.server_close()
+
+
+@pytest.fixture(scope='module')
+def core_page(server, tmp_path_factory):
+    "The core page after MathJax has finished, with every request and failed response it made."
+    if not Path(CHROMIUM).exists(): pytest.skip(f'{CHROMIUM} missing (Debian: apt-get install -y chromium)')
+    sync_api = pytest.importorskip('playwright.sync_api')
+    requests, failures = [], []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={'width': 1280, 'height': 900})
+            page.on('request', lambda r: requests.append(r.url))
+            page.on('requestfailed', lambda r: urlparse(r.url).scheme != 'about' and failures.append(r.url))
+            page.on('response', lambda r: r.status >= 400 and failures.append(r.url))
+            page.goto(f'{server}/core.html', wait_until='load')
+            page.wait_for_function('() => window.MathJax && window.MathJax.isReady', timeout=30_000)
+            page.evaluate('() => new Promise(done => MathJax.Hub.Queue(() => done(true)))')
+            shot = os.environ.get('LEBM_DOCS_SCREENSHOT')
+            if shot: page.screenshot(path=shot)
+            yield dict(
+                page=page, requests=requests, failures=failures,
+                sidebar=page.eval_on_selector_all('#sidebar a.page', 'els => els.map(e => e.getAttribute("href"))'),
+                sections=page.eval_on_selector_all('#sidebar .section', 'els => els.map(e => e.textContent.trim())'),
+                text=page.inner_text('main'),
+                prose=page.evaluate('''() => { const m = document.querySelector('main').cloneNode(true);
+                    m.querySelectorAll('pre, code, script, .highlight').forEach(e => e.remove());
+                    return m.textContent; }'''),
+                n_math=page.eval_on_selector_all('span.MathJax, div.MathJax_Display', 'els => els.length'),
+                n_tex=page.eval_on_selector_all('script[type^="math/tex"]', 'els => els.length'),
+                n_errors=page.eval_on_selector_all('.MathJax_Error, [data-mjx-error], merror', 'els => els.length'),
+                title=page.title())
+        finally:
+            browser.close()
+
+
+def test_sidebar_order(core_page):
+    titles, pages = _expected_sidebar()
+    assert core_page['sidebar'] == pages
+    assert core_page['sections'] == titles
+    assert core_page['page'].eval_on_selector('#sidebar a.page.active', 'e => e.getAttribute("href")') == 'core.html'
+
+
+def test_page_content(core_page):
+    text = core_page['text']
+    assert core_page['title'].startswith('Core conventions')
+    assert 'def langevin_step(' in text and 'def energy_grad(' in text   # show_doc signatures
+    assert core_page['page'].locator('#langevin_step').count() == 1      # nbdev's doc links land on it
+    assert '#|' not in text and 'Export -' not in text and 'nbdev_export' not in text
+    assert 'from fastcore.test import' not in text                       # the #| hide cell is gone
+
+
+def test_math_typeset(core_page):
+    assert core_page['n_tex'] >= 10, 'MathJax found no math on the page'
+    assert core_page['n_math'] >= core_page['n_tex']
+    assert core_page['n_errors'] == 0
+    assert 'Math Processing Error' not in core_page['text']
+    assert not re.search(r'\$\$?\\(frac|nabla)', core_page['prose']), 'raw TeX left outside code'
+
+
+def test_offline(core_page):
+    hosts = {urlparse(u).hostname for u in core_page['requests'] if urlparse(u).scheme in ('http', 'https', 'ws', 'wss')}
+    other = [u for u in core_page['requests'] if urlparse(u).scheme not in ('http', 'https', 'data', 'blob', 'about')]
+    assert hosts == {'127.0.0.1'}, hosts
+    assert not other, other
+    # the hidden MathML for screen readers asks for MathJax's TeX fonts, which jupyter-server-mathjax does not ship
+    # (the visible math uses its STIX-Web fonts): that 404 is expected, any other failure is not
+    failures = [u for u in core_page['failures'] if '/mathjax/fonts/HTML-CSS/TeX/' not in u]
+    assert not failures, failures
+    assert any('/mathjax/fonts/HTML-CSS/STIX-Web/woff/' in u for u in core_page['requests']), 'web fonts not used'
+
+
+_INDEX = [nbformat.v4.new_raw_cell('---\ntitle: demo_lib\ndescription: "A library, for the README test"\n---'),
+          nbformat.v4.new_markdown_cell('Some text with math $E(z)$.\n\n## Usage'),
+          nbformat.v4.new_code_cell('#| hide\nfrom fastcore.test import *'),
+          nbformat.v4.new_code_cell('#| echo: false\nprint("only the output")', outputs=[
+              nbformat.v4.new_output('stream', name='stdout', text='only the output\n')]),
+          nbformat.v4.new_code_cell('1 + 1', outputs=[
+              nbformat.v4.new_output('execute_result', {'text/plain': '2'}, execution_count=1),
+              nbformat.v4.new_output('display_data', {'image/png': 'iVBORw0KGgo=', 'text/plain': '<Figure>'})]),
+          nbformat.v4.new_markdown_cell('## Export -')]
+
+
+@pytest.mark.parametrize('which', ['synthetic', 'project'])
+def test_readme(tmp_path, which):
+    "write_readme on a temporary copy of the project: deterministic, no directives, no frontmatter, no images."
+    (tmp_path/'nbs').mkdir()
+    for f in ('settings.ini', '_quarto.yml'): shutil.copy(ROOT/f, tmp_path/f)
+    if which == 'project':
+        if not (ROOT/'nbs'/'index.ipynb').exists(): pytest.skip('nbs/index.ipynb not written yet')
+        shutil.copy(ROOT/'nbs'/'index.ipynb', tmp_path/'nbs'/'index.ipynb')
+    else:
+        nb = nbformat.v4.new_notebook(cells=_INDEX)
+        nb.metadata = {'kernelspec': {'name': 'python3', 'language': 'python', 'display_name': 'python3'},
+                       'language_info': {'name': 'python'}}
+        nbformat.write(nb, tmp_path/'nbs'/'index.ipynb')
+    p = write_readme(tmp_path)
+    assert p == tmp_path/'README.md'
+    md = p.read_text()
+    assert write_readme(tmp_path).read_text() == md                     # deterministic
+    assert md.startswith('# ') and md.endswith('\n') and not md.endswith('\n\n')
+    assert not re.search(r'^\s*#\|', md, re.M), 'directive lines left in the README'
+    assert not md.startswith('---') and 'output-file' not in md
+    assert 'data:image' not in md and 'iVBOR' not in md
+    if which == 'synthetic':
+        assert md.startswith('# demo_lib\n\n> A library, for the README test\n\n')
+        assert 'only the output' in md and 'print(' not in md and 'fastcore.test' not in md
+        assert '```python\n1 + 1\n```' in md and '    2' in md and 'Export -' not in md
