@@ -27,9 +27,9 @@ browser:
 	elif [ "$$(id -u)" = 0 ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) && /usr/bin/chromium --version; \
 	else echo "chromium missing: run 'sudo apt-get install chromium' (browser tests are skipped without it)"; fi
 
-## demo: set up, then run the main job on the shipped data into runs/demo
+## demo: set up, then run the main job (LEBM on the shipped MNIST, CPU scale) into runs/demo
 demo: setup
-	OMP_NUM_THREADS=$(DEMO_THREADS) $(BIN)/lebm run quickstart --out runs/demo
+	OMP_NUM_THREADS=$(DEMO_THREADS) $(BIN)/lebm run train_lebm --out runs/demo
 
 ## test: set up, then run the notebooks' tests (nbdev_test) and pytest
 test: setup browser
