@@ -46,7 +46,9 @@ def test_failing_run_keeps_notebook(lebm, root, tmp_path):
 def test_list_shows_params(lebm, root):
     r = run(lebm + ['list'], root)
     assert r.returncode == 0 and 'quickstart' in r.stdout
-    line = next(l for l in r.stdout.splitlines() if l.strip().startswith('n_steps'))
+    lines = r.stdout.splitlines()
+    section = lines[lines.index('quickstart') + 1:]                 # the parameters listed under quickstart
+    line = next(l for l in section if l.strip().startswith('n_steps'))
     assert 'int' in line and '400' in line and 'Langevin steps' in line
 
 def test_bench_json_and_table(lebm, root):
