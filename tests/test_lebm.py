@@ -76,3 +76,18 @@ def test_train_lebm_run_writes_outputs(lebm, root, tmp_path):
     m = json.loads((out/'metrics.json').read_text())
     assert m['steps'] == 20 and 0 < m['test_recon_mse'] < 4 and 'energy_pos_mean' in m and 'energy_neg_mean' in m
     for f in ('samples', 'reconstructions', 'training'): assert (out/'figures'/f'{f}.png').stat().st_size > 500
+
+def test_train_daebm_and_joint_anomaly_runs(lebm, root, tmp_path):
+    "The other run notebooks execute end to end at tiny settings."
+    r = subprocess.run(lebm + ['run', 'train_daebm', '-p', 'preset', 'tiny', '-p', 'steps', '10', '-p', 'n_samples', '50',
+                               '-p', 'n_data', '1000', '--out', str(tmp_path/'d'), '--no-progress'],
+                       cwd=root, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path/'d'/'metrics.json').read_text())
+    assert len(m['p_t']) == 7 and abs(sum(m['p_t']) - 1) < 1e-6 and m['kl'] >= 0
+    assert (tmp_path/'d'/'figures'/'densities_by_level.png').exists()
+    r = subprocess.run(lebm + ['run', 'anomaly', '-p', 'method', 'joint_hebm', '-p', 'preset', 'tiny', '-p', 'steps', '10',
+                               '-p', 'eval_every', '5', '-p', 'n_evals', '1', '--out', str(tmp_path/'a'), '--no-progress'],
+                       cwd=root, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 0 <= json.loads((tmp_path/'a'/'metrics.json').read_text())['auprc_mean'] <= 1
