@@ -101,3 +101,32 @@ def test_layer_viewer():
     # the interface without a chain: histograms only
     lv2 = LayerEnergyViewer([lambda z: z[:, 0], lambda z: z[:, 1]], torch.randn(100, 2), torch.randn(100, 2) + 1)
     assert lv2.view.e_chain is None and lv2.step.disabled
+
+
+def _run_dir(tmp_path, name, notebook, params, method, data):
+    "A run directory as `lebm run` leaves it: a trainer checkpoint and params.json."
+    import json
+    from latent_ebm_nb.trainer import Trainer
+    d = tmp_path/name
+    Trainer(method, data, steps=3, batch_size=10, out=d, progress=False).fit()
+    (d/'params.json').write_text(json.dumps({'notebook': notebook, 'params': params}))
+    return d
+
+
+def test_joint_hebm_and_daebm_checkpoints_open(tmp_path):
+    from latent_ebm_nb.methods.joint_hebm import JointHEBM, get_joint_config
+    from latent_ebm_nb.methods.daebm import DAEBM, get_config
+    torch.manual_seed(0)
+    dj = _run_dir(tmp_path, 'j', 'anomaly', {'method': 'joint_hebm', 'preset': 'tiny', 'use_ebm': True},
+                  JointHEBM(get_joint_config('tiny')), torch.rand(40, 1, 28, 28)*2 - 1)
+    sj = load_checkpoint(dj)
+    assert sj.kind == 'latent' and sj.dim == 6 and 'joint_hebm' in sj.name
+    rec = compute_trajectory(sj, 'mala', n_steps=5, step_size=0.1, n_chains=8)
+    assert rec.x.shape == (6, 8, 6) and torch.isfinite(rec.energy).all()
+    assert sj.decode(rec.x[-1]).shape == (8, 1, 28, 28)
+    dd = _run_dir(tmp_path, 'd', 'train_daebm', {'preset': 'tiny', 'target': '8gaussians'},
+                  DAEBM(get_config('tiny')), torch.randn(800, 2))
+    sd = load_checkpoint(dd)
+    assert sd.kind == '2d' and sd.dim == 2 and sd.box is not None
+    rec = compute_trajectory(sd, 'ula', n_steps=5, step_size=0.1, n_chains=8)
+    assert rec.x.shape == (6, 8, 2) and torch.isfinite(rec.energy).all()
