@@ -61,6 +61,7 @@ def test_run_notebooks_have_parameters_and_kernelspec():
         for line in tagged[0].source.splitlines():
             if line.strip() and not line.lstrip().startswith('#'):
                 assert re.match(r'^\w+\s*:\s*[\w|\[\], ]+\s*=\s*.+#\s*\S', line), f"{p.name}: '{line}' needs 'name: type = default  # help'"
+                assert line.count('=') == 1, f"{p.name}: '{line}' has more than one '=': papermill skips such lines (no '=' in the help)"
 
 def test_notebook_outputs_small():
     for p in (ROOT/'nbs').rglob('*.ipynb'):
