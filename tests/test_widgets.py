@@ -130,3 +130,15 @@ def test_joint_hebm_and_daebm_checkpoints_open(tmp_path):
     assert sd.kind == '2d' and sd.dim == 2 and sd.box is not None
     rec = compute_trajectory(sd, 'ula', n_steps=5, step_size=0.1, n_chains=8)
     assert rec.x.shape == (6, 8, 2) and torch.isfinite(rec.energy).all()
+    from latent_ebm_nb.methods.drl import DRL, get_drl_config
+    dr = _run_dir(tmp_path, 'r', 'train_daebm', {'method': 'drl', 'preset': 'tiny', 'dataset': '8gaussians'},
+                  DRL(get_drl_config('tiny')), torch.randn(800, 2))
+    sr = load_checkpoint(dr)
+    assert sr.kind == '2d' and isinstance(sr.potential.__self__, DRL)
+    assert torch.isfinite(compute_trajectory(sr, 'mala', n_steps=3, step_size=0.01, n_chains=4).energy).all()
+    di = _run_dir(tmp_path, 'i', 'train_daebm', {'preset': 'tiny_image', 'dataset': 'mnist'},
+                  DAEBM(get_config('tiny_image')), torch.rand(16, 1, 28, 28)*2 - 1)
+    si = load_checkpoint(di)
+    assert si.kind == 'latent' and si.dim == 784
+    rec = compute_trajectory(si, 'ula', n_steps=3, step_size=0.01, n_chains=4)
+    assert si.decode(rec.x[-1]).shape == (4, 1, 28, 28)
