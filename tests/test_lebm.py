@@ -86,6 +86,18 @@ def test_train_daebm_and_joint_anomaly_runs(lebm, root, tmp_path):
     m = json.loads((tmp_path/'d'/'metrics.json').read_text())
     assert len(m['p_t']) == 7 and abs(sum(m['p_t']) - 1) < 1e-6 and m['kl'] >= 0
     assert (tmp_path/'d'/'figures'/'densities_by_level.png').exists()
+    for extra, name in ((['-p', 'method', 'drl', '-p', 'preset', 'tiny', '-p', 'n_data', '1000'], 'drl'),
+                        (['-p', 'dataset', 'mnist', '-p', 'preset', 'tiny_image', '-p', 'n_ood', '50', '-p', 'max_transitions', '20',
+                          '-p', 'long_run_steps', '5'], 'img')):
+        r = subprocess.run(lebm + ['run', 'train_daebm', '-p', 'steps', '4', '-p', 'n_samples', '20', *extra,
+                                   '--out', str(tmp_path/name), '--no-progress'], cwd=root, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path/'drl'/'metrics.json').read_text())
+    assert m['method'] == 'drl' and 0 <= m['samples_mode_weight_max_err'] <= 1
+    m = json.loads((tmp_path/'img'/'metrics.json').read_text())
+    ood = m['ood']['mnist vs fashion_mnist']
+    assert 0 <= ood['auroc_energy0'] <= 1 and 0 <= ood['auroc_free_energy'] <= 1
+    assert (tmp_path/'img'/'figures'/'long_run.png').exists()
     r = subprocess.run(lebm + ['run', 'anomaly', '-p', 'method', 'joint_hebm', '-p', 'preset', 'tiny', '-p', 'steps', '10',
                                '-p', 'eval_every', '5', '-p', 'n_evals', '1', '--out', str(tmp_path/'a'), '--no-progress'],
                        cwd=root, capture_output=True, text=True, timeout=600)
