@@ -142,3 +142,14 @@ def test_joint_hebm_and_daebm_checkpoints_open(tmp_path):
     assert si.kind == 'latent' and si.dim == 784
     rec = compute_trajectory(si, 'ula', n_steps=3, step_size=0.01, n_chains=4)
     assert si.decode(rec.x[-1]).shape == (4, 1, 28, 28)
+
+def test_diffusion_hebm_checkpoint_opens(tmp_path):
+    "An anomaly run of the latent diffusion HEBM opens as a latent subject: level-0 prior potential, decoded images."
+    from latent_ebm_nb.methods.diffusion_hebm import DiffusionHEBM, get_diffusion_config
+    d = _run_dir(tmp_path, 'h', 'anomaly', {'method': 'diffusion_hebm', 'preset': 'tiny', 'use_ebm': True, 'options': ''},
+                 DiffusionHEBM(get_diffusion_config('tiny')), torch.rand(40, 1, 28, 28)*2 - 1)
+    s = load_checkpoint(d)
+    assert s.kind == 'latent' and 'diffusion_hebm' in s.name
+    rec = compute_trajectory(s, 'mala', n_steps=4, step_size=0.05, n_chains=6)
+    assert rec.x.shape == (5, 6, s.dim) and torch.isfinite(rec.energy).all()
+    assert s.decode(rec.x[-1]).shape[0] == 6
