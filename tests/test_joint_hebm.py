@@ -80,6 +80,7 @@ def test_train_joint_hebm_run_writes_outputs(lebm, root, tmp_path):
     m = json.loads((out/'metrics.json').read_text())
     assert m['steps'] == 6 and 0 < m['test_recon_mse'] < 4 and m['scheme'] == 'variational' and m['dims'] == [4, 3, 2]
     assert len(m['layer_energy_pos_mean']) == 3 and set(m['probe_accuracy']) == {'layer_1', 'layer_2', 'layer_3', 'all'}
+    assert json.loads((out/'config.json').read_text())['dims'] == [4, 3, 2]
     for f in ('samples', 'reconstructions', 'hierarchical_grid', 'hierarchical_grid_labelled', 'layer_energies', 'training'):
         assert (out/'figures'/f'{f}.png').stat().st_size > 500, f
 
