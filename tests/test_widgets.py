@@ -153,3 +153,14 @@ def test_diffusion_hebm_checkpoint_opens(tmp_path):
     rec = compute_trajectory(s, 'mala', n_steps=4, step_size=0.05, n_chains=6)
     assert rec.x.shape == (5, 6, s.dim) and torch.isfinite(rec.energy).all()
     assert s.decode(rec.x[-1]).shape[0] == 6
+
+def test_train_run_config_json_is_used(tmp_path):
+    "A `train_joint_hebm` run is rebuilt from its config.json (here: the variational scheme, not the preset's MLE)."
+    import json, dataclasses
+    from latent_ebm_nb.methods.joint_hebm import JointHEBM, get_joint_config
+    cfg = get_joint_config('tiny', scheme='variational')
+    d = _run_dir(tmp_path, 'v', 'train_joint_hebm', {'preset': 'tiny', 'scheme': 'variational'}, JointHEBM(cfg),
+                 torch.rand(40, 1, 28, 28)*2 - 1)
+    (d/'config.json').write_text(json.dumps(dataclasses.asdict(cfg)))
+    s = load_checkpoint(d)          # strict load_state_dict: the preset's MLE model has no inference net, so it would fail
+    assert s.kind == 'latent' and torch.isfinite(s.potential(torch.randn(3, s.dim))).all()
