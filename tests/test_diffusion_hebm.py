@@ -84,3 +84,20 @@ def test_anomaly_notebook_runs_diffusion_hebm(lebm, root, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out/'metrics.json').read_text())
     assert m['method'] == 'diffusion_hebm' and m['n_evals'] == 2 and 0 < m['auprc_mean'] <= 1
+
+def test_second_stage_on_a_joint_hebm_generator(lebm, root, tmp_path):
+    "The paper's setting: the diffusion prior trained on the frozen generator of a joint-HEBM run (`gen_from`)."
+    import torch
+    jr, out = tmp_path/'joint', tmp_path/'diff'
+    r = subprocess.run(lebm + ['run', 'train_joint_hebm', '-p', 'preset', 'tiny', '-p', 'steps', '4', '-p', 'n_train', '200',
+                               '-p', 'n_test', '50', '-p', 'n_probe', '50', '--out', str(jr), '--no-progress'],
+                       cwd=root, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run(lebm + ['run', 'train_diffusion_hebm', '-p', 'preset', 'tiny', '-p', 'gen_from', str(jr), '-p', 'n_train', '200',
+                               '-p', 'n_test', '60', '-p', 'prior_steps', '3', '-p', 'n_prior', '60', '--out', str(out), '--no-progress'],
+                       cwd=root, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    js = torch.load(jr/'checkpoint.pt', map_location='cpu', weights_only=False)['method']
+    ds = torch.load(out/'checkpoint.pt', map_location='cpu', weights_only=False)['method']
+    gen = [k for k in js if k.startswith(('hier.', 'G.'))]
+    assert gen and all(torch.equal(js[k], ds[k]) for k in gen)      # the generator is the joint run's, unchanged
