@@ -164,3 +164,19 @@ def test_train_run_config_json_is_used(tmp_path):
     (d/'config.json').write_text(json.dumps(dataclasses.asdict(cfg)))
     s = load_checkpoint(d)          # strict load_state_dict: the preset's MLE model has no inference net, so it would fail
     assert s.kind == 'latent' and torch.isfinite(s.potential(torch.randn(3, s.dim))).all()
+
+def test_nce_checkpoints_open(tmp_path):
+    "Multi-stage NCE runs open as latent subjects, from anomaly runs (preset + options) and train runs (config.json)."
+    import json, dataclasses
+    from latent_ebm_nb.methods.nce import MultiStageNCE, get_nce_config
+    cfg = get_nce_config('tiny', iters_per_stage=2)
+    x = torch.rand(40, 1, 28, 28)*2 - 1
+    d = _run_dir(tmp_path, 'a', 'anomaly', {'method': 'nce', 'preset': 'tiny', 'use_ebm': True, 'options': 'iters_per_stage=2'},
+                 MultiStageNCE(cfg), x)
+    s = load_checkpoint(d)
+    assert s.kind == 'latent' and s.dim == cfg.nz
+    rec = compute_trajectory(s, 'mala', n_steps=3, step_size=0.05, n_chains=5)
+    assert torch.isfinite(rec.energy).all() and s.decode(rec.x[-1]).shape[0] == 5
+    d = _run_dir(tmp_path, 't', 'train_nce_multistage', {'preset': 'tiny'}, MultiStageNCE(cfg), x)
+    (d/'config.json').write_text(json.dumps(dataclasses.asdict(cfg)))
+    assert load_checkpoint(d).dim == cfg.nz
