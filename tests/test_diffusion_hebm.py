@@ -2,14 +2,14 @@
 import json, subprocess
 import pytest, torch
 from latent_ebm_nb.core import test_mc as check_mc
-from latent_ebm_nb.trainer import Trainer, Callback, CancelRun
+from latent_ebm_nb.trainer import Trainer
 from latent_ebm_nb.hierarchy import GaussianHierarchy
 from latent_ebm_nb.methods.diffusion_hebm import (DiffusionHEBM, get_diffusion_config, hebm_schedule, eps_level_potential,
                                                   conditional_eps)
 
-def data(n=120, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, 1, 28, 28, generator=g)*2 - 1
+from helpers import images, StopAt
+
+def data(n=120, seed=0): return images(n, seed)   # random images in [-1, 1]
 
 def test_coefficients_match_reference_tables():
     "methods-hierarchical-ebm.md §3.2-3.3, T = 3, b^2 = 3e-5 (CIFAR-10 code)."
@@ -34,11 +34,6 @@ def test_zero_energy_conditional_is_gaussian_posterior():
         mean, sd = (torch.zeros(3), 1.) if lvl == 1 else (sch.a[1]*nxt[0], sch.sigma[1].item())
         for j in range(3):
             check_mc(x[:, j].mean(), mean[j], sd, n); check_mc(x[:, j].var(), sd**2, 2**0.5*sd**2, n)
-
-class StopAt(Callback):
-    def __init__(self, n): self.n = n
-    def after_step(self, tr):
-        if tr.step == self.n: raise CancelRun
 
 def test_resume_across_phase_switch_is_exact(tmp_path):
     x = data()

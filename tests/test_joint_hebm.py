@@ -1,20 +1,14 @@
 "Joint-HEBM (MLE and variational schemes) through the shared trainer: finite steps, gradient flow, exact resume, the run notebook."
 import json, subprocess
 import pytest, torch
-from latent_ebm_nb.trainer import Trainer, Callback, CancelRun
+from latent_ebm_nb.trainer import Trainer
 from latent_ebm_nb.methods.joint_hebm import (JointHEBM, get_joint_config, hierarchical_grid, layer_energies_pos_neg,
                                               layer_probes)
 
-def data(n=120, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, 1, 28, 28, generator=g)*2 - 1
+from helpers import images, StopAt, params
 
-class StopAt(Callback):
-    def __init__(self, n): self.n = n
-    def after_step(self, tr):
-        if tr.step == self.n: raise CancelRun
+def data(n=120, seed=0): return images(n, seed)   # random images in [-1, 1]
 
-def params(m): return {k: v for k, v in m.state_dict().items() if k != '__optimizers__'}
 
 @pytest.mark.parametrize('kw', [dict(scheme='variational'), dict(scheme='variational', use_ebm=False),
                                 dict(scheme='variational', dims=(4, 3, 2)), dict(scheme='mle')])

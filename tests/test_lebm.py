@@ -2,19 +2,13 @@
 import json, subprocess, sys
 from pathlib import Path
 import pytest, torch
-from latent_ebm_nb.trainer import Trainer, Callback, CancelRun, Diverged
+from latent_ebm_nb.trainer import Trainer, Diverged
 from latent_ebm_nb.methods.lebm import LEBM, get_config
 
-def data(n=200, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, 1, 28, 28, generator=g)*2 - 1
+from helpers import images, StopAt, params
 
-class StopAt(Callback):
-    def __init__(self, n): self.n = n
-    def after_step(self, tr):
-        if tr.step == self.n: raise CancelRun
+def data(n=200, seed=0): return images(n, seed)   # random images in [-1, 1]
 
-def params(m): return {k: v for k, v in m.state_dict().items() if k != '__optimizers__'}
 
 def test_resume_is_exact(tmp_path):
     "A run interrupted at step N and resumed reaches the same parameters as an uninterrupted run."

@@ -1,20 +1,14 @@
 "Multi-stage NCE prior: exact resume mid-stage, the product of stage ratios, the run notebooks at tiny settings."
 import json, subprocess
 import torch
-from latent_ebm_nb.trainer import Trainer, Callback, CancelRun
+from latent_ebm_nb.trainer import Trainer
 from latent_ebm_nb.priors import GaussianReference
 from latent_ebm_nb.methods.nce import MultiStageNCE, get_nce_config, StageRatios
 
-def data(n=200, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, 1, 28, 28, generator=g)*2 - 1
+from helpers import images, StopAt, params
 
-class StopAt(Callback):
-    def __init__(self, n): self.n = n
-    def after_step(self, tr):
-        if tr.step == self.n: raise CancelRun
+def data(n=200, seed=0): return images(n, seed)   # random images in [-1, 1]
 
-def params(m): return {k: v for k, v in m.state_dict().items() if k != '__optimizers__'}
 
 def test_resume_mid_stage_is_exact(tmp_path):
     "Interrupted inside stage 1 (persistent negatives, encoder) and resumed: the same parameters, chains and stage."
