@@ -12,7 +12,7 @@ from torch import Tensor
 # %% auto #0
 __all__ = ['LebmError', 'energy_grad', 'per_sample', 'langevin_step', 'step_from_variance', 'step_from_drift', 'get_device',
            'seed_everything', 'rng_state', 'set_rng_state', 'set_threads', 'atomic_save', 'atomic_write_json',
-           'project_root', 'from_preset', 'parse_options', 'mc_tolerance', 'test_mc']
+           'project_root']
 
 # %% ../nbs/00_core.ipynb #fe3d1b6f
 class LebmError(Exception):
@@ -80,13 +80,17 @@ def seed_everything(seed:int, # the one seed of a run
 
 def rng_state()->dict:
     "Every global RNG's state, for a checkpoint."
-    st = {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state()}
+    npst = np.random.get_state(legacy=False)          # a dict; its key array becomes a tensor (weights-only safe)
+    npst = dict(npst, state=dict(npst['state'], key=torch.from_numpy(npst['state']['key'].astype(np.int64))))
+    st = {'python': random.getstate(), 'numpy': npst, 'torch': torch.get_rng_state()}
     if torch.cuda.is_available(): st['cuda'] = torch.cuda.get_rng_state_all()
     return st
 
 def set_rng_state(st:dict):
     "Restore the states captured by `rng_state`."
-    random.setstate(st['python']); np.random.set_state(st['numpy']); torch.set_rng_state(st['torch'])
+    npst = st['numpy']
+    npst = dict(npst, state=dict(npst['state'], key=np.asarray(npst['state']['key'], dtype=np.uint32)))
+    random.setstate(st['python']); np.random.set_state(npst); torch.set_rng_state(st['torch'])
     if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
 
 # %% ../nbs/00_core.ipynb #ef5a4609
@@ -141,46 +145,3 @@ def project_root(start:str|Path|None=None, # where to start looking (default: cw
         for d in [s.resolve(), *s.resolve().parents]:
             if _is_our_settings(d/'settings.ini'): return d
     return None
-
-# %% ../nbs/00_core.ipynb #59797068
-def from_preset(presets:dict, # name -> frozen dataclass instance
-                preset:str,   # the preset to start from
-                what:str='',  # the method's name, for error messages
-                **overrides)->Any:
-    "A preset with some fields replaced; unknown presets or fields are errors listing the valid ones."
-    import dataclasses
-    if preset not in presets: raise LebmError(f"unknown {what} preset {preset!r}; valid: {', '.join(presets)}")
-    valid = {f.name for f in dataclasses.fields(presets[preset])}
-    if bad := set(overrides) - valid: raise LebmError(f"unknown {what} setting(s) {sorted(bad)}; valid: {sorted(valid)}")
-    return dataclasses.replace(presets[preset], **overrides)
-
-# %% ../nbs/00_core.ipynb #556a3d9c
-def parse_options(s:str)->dict:
-    "'a=1,b=x,c=(1, 2)' -> {'a': 1, 'b': 'x', 'c': (1, 2)}; commas inside brackets do not split."
-    import ast
-    out, parts, depth, cur = {}, [], 0, ''
-    for ch in s:
-        depth += (ch in '([{') - (ch in ')]}')
-        if ch == ',' and depth == 0: parts.append(cur); cur = ''
-        else: cur += ch
-    parts.append(cur)
-    for kv in filter(None, (p.strip() for p in parts)):
-        if '=' not in kv: raise LebmError(f"option {kv!r} is not name=value (write e.g. 'scheme=variational,n_steps=30')")
-        k, v = (u.strip() for u in kv.split('=', 1))
-        try: out[k] = ast.literal_eval(v)
-        except (ValueError, SyntaxError): out[k] = v
-    return out
-
-# %% ../nbs/00_core.ipynb #250ebce1
-def mc_tolerance(sd:float, # standard deviation of one sample of the estimated quantity
-                 n:float,  # (effective) number of independent samples
-                 k:float=4.0, # how many standard errors to allow (4: a false failure about 1 in 16,000)
-                )->float:
-    "Tolerance $k\\,\\mathrm{sd}/\\sqrt n$ for a Monte Carlo mean."
-    return k*sd/math.sqrt(n)
-
-def test_mc(est:float, truth:float, sd:float, n:float, k:float=4.0):
-    "Assert that a Monte Carlo estimate `est` is within `k` standard errors of `truth`."
-    tol = mc_tolerance(sd, n, k)
-    est, truth = float(est), float(truth)
-    assert abs(est - truth) <= tol, f"MC estimate {est:.5g} differs from {truth:.5g} by {abs(est-truth):.3g} > {k:g} SE = {tol:.3g}"

@@ -2,17 +2,19 @@
 
 # %% ../nbs/25_trainer.ipynb #16c241a6
 from __future__ import annotations
-import os, json, math, time, copy, contextlib
+import os, re, json, math, time, copy, pickle, contextlib, dataclasses
 from pathlib import Path
 from typing import Callable, Iterable, Any, Protocol
 import torch
 from torch import nn, Tensor
 import torch.distributed as dist
+from fastcore.basics import patch
 from .core import LebmError, atomic_save, seed_everything, rng_state, set_rng_state
 
 # %% auto #0
-__all__ = ['Diverged', 'CancelRun', 'Method', 'BatchSampler', 'EMA', 'Callback', 'DivergenceGuard', 'MetricsLog', 'Periodic',
-           'Progress', 'TimeBudget', 'Trainer', 'fit', 'ToyMethod', 'init_distributed']
+__all__ = ['CKPT_FORMAT', 'Diverged', 'CancelRun', 'Method', 'BatchSampler', 'EMA', 'Callback', 'DivergenceGuard', 'MetricsLog',
+           'Periodic', 'Progress', 'TimeBudget', 'LRSchedule', 'Trainer', 'UnsafeCheckpoint', 'read_checkpoint',
+           'checkpoint_meta', 'init_distributed']
 
 # %% ../nbs/25_trainer.ipynb #b95a0480
 class Diverged(LebmError):
@@ -23,9 +25,23 @@ class CancelRun(Exception):
 
 class Method(nn.Module):
     "Base class of trainable methods: modules plus the optimisers they own (which `state_dict` includes)."
+    method_name:str|None = None                     # the registry's name for this class (set by `methods.register_method`)
     def optimizers(self)->dict[str, torch.optim.Optimizer]: return {}
     def ddp_modules(self)->list[str]: return []     # names of submodules whose gradients DDP averages
+    def callbacks(self)->list:  return []           # callbacks the method's training needs (e.g. an `LRSchedule`)
     def train_step(self, batch:Tensor)->dict[str, Tensor]: raise NotImplementedError
+
+    def update(self, opt:torch.optim.Optimizer|Iterable[torch.optim.Optimizer], loss:Tensor):
+        "One step of optimiser(s) `opt` on `loss`: clear the gradients, backpropagate, step."
+        opts = [opt] if isinstance(opt, torch.optim.Optimizer) else list(opt)
+        for o in opts: o.zero_grad(set_to_none=True)
+        loss.backward()
+        for o in opts: o.step()
+
+    def config_record(self)->dict:
+        "The method's config as plain data (`self.cfg`, a dataclass), as a checkpoint stores it."
+        cfg = getattr(self, 'cfg', None)
+        return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else {}
 
     def ddp_setup(self):
         "Wrap the `ddp_modules` in `DistributedDataParallel` (called once under torchrun)."
@@ -97,9 +113,10 @@ class EMA:
 
 # %% ../nbs/25_trainer.ipynb #4aea5f43
 class Callback:
-    "Base class: override any of `before_fit(tr)`, `after_step(tr)`, `after_fit(tr)`."
+    "Base class: override any of `before_fit(tr)`, `before_step(tr)`, `after_step(tr)`, `after_fit(tr)`."
     order = 50
     def before_fit(self, tr): pass
+    def before_step(self, tr): pass
     def after_step(self, tr): pass
     def after_fit(self, tr): pass
 
@@ -167,6 +184,23 @@ class TimeBudget(Callback):
     def after_step(self, tr):
         if time.perf_counter() - self.t0 > self.seconds: raise CancelRun
 
+# %% ../nbs/25_trainer.ipynb #4aa41c43
+class LRSchedule(Callback):
+    "Linear warm-up over `warmup` steps, then x`gamma` at each milestone, for every optimiser of the method."
+    order = 5
+    def __init__(self, warmup:int=0, milestones:Iterable[int]=(), gamma:float=0.1):
+        self.warmup, self.milestones, self.gamma = warmup, tuple(milestones), gamma
+    def factor(self, step:int)->float:
+        "The multiplier of the base rate at (0-based) step `step`."
+        return min(1., (step + 1)/max(self.warmup, 1)) * self.gamma**sum(step >= m for m in self.milestones)
+    def before_fit(self, tr):
+        for o in tr.method.optimizers().values():
+            for g in o.param_groups: g.setdefault('initial_lr', g['lr'])
+    def before_step(self, tr):
+        f = self.factor(tr.step)
+        for o in tr.method.optimizers().values():
+            for g in o.param_groups: g['lr'] = g['initial_lr']*f
+
 # %% ../nbs/25_trainer.ipynb #baff59dc
 class Trainer:
     "Train a `Method` on a tensor of data: the fixed loop plus callbacks."
@@ -190,23 +224,58 @@ class Trainer:
         self.sampler = BatchSampler(data, batch_size, seed, self.rank, self.world)
         self.ema = EMA(method, ema) if ema else None
         self.metrics, self.evals, self.history = {}, [], []
-        self.cbs = sorted([DivergenceGuard(max_abs), MetricsLog(log_every)] + ([Progress()] if progress else []) + list(cbs),
-                          key=lambda c: c.order)
+        self.cbs = sorted([DivergenceGuard(max_abs), MetricsLog(log_every)] + ([Progress()] if progress else []) +
+                          list(method.callbacks()) + list(cbs), key=lambda c: c.order)
         if self.world > 1: method.ddp_setup()
 
     @property
     def ckpt_path(self)->Path|None: return self.out/'checkpoint.pt' if self.out else None
 
 # %% ../nbs/25_trainer.ipynb #4b0d05f2
-def _save(self:Trainer):
+CKPT_FORMAT = 1
+
+class UnsafeCheckpoint(LebmError):
+    "A checkpoint file that cannot be read as weights-only data (it would run code when unpickled); it is not loaded."
+
+def read_checkpoint(path:str|Path,    # a checkpoint file
+                    map_location=None, # as in `torch.load` ('cpu' to load a GPU checkpoint here)
+                   )->dict:
+    "Load a checkpoint with the weights-only unpickler; refuse (with the reason) anything else."
+    path = Path(path)
+    if not path.is_file(): raise LebmError(f"no checkpoint file at {path}")
+    try: return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        what = re.search(r'(Unsupported global: GLOBAL \S+|Unsupported operand \d+)', str(e))
+        raise UnsafeCheckpoint(f"refused to load {path}: it is not a weights-only checkpoint "
+                               f"({what.group(1) if what else str(e).splitlines()[0]}), and unpickling it could run code. "
+                               f"Checkpoints written by latent_ebm_nb hold only tensors and plain data; if you trust the file "
+                               f"and need its contents, load it yourself with torch.load(..., weights_only=False).") from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise LebmError(f"cannot read checkpoint {path} (truncated or not a torch file?): {str(e).splitlines()[0]}") from None
+
+def checkpoint_meta(method:Method, step:int)->dict:
+    "The record that makes a checkpoint self-describing: method name, config, version, step."
+    from latent_ebm_nb import __version__
+    return dict(format=CKPT_FORMAT, method=method.method_name, config=method.config_record(), version=__version__, step=step)
+
+# %% ../nbs/25_trainer.ipynb #835bd90f
+@patch
+def save(self:Trainer):
+    "Write the checkpoint (rank 0, atomically)."
     if not self.out or self.rank != 0: return
-    atomic_save(dict(step=self.step, method=self.method.state_dict(), ema=self.ema.state_dict() if self.ema else None,
-                     rng=rng_state(), sampler=self.sampler.state_dict(), evals=self.evals,
-                     cbs={type(c).__name__: c.state_dict() for c in self.cbs if hasattr(c, 'state_dict')}), self.ckpt_path)
+    atomic_save(dict(meta=checkpoint_meta(self.method, self.step), step=self.step, method=self.method.state_dict(),
+                     ema=self.ema.state_dict() if self.ema else None, rng=rng_state(), sampler=self.sampler.state_dict(),
+                     evals=self.evals, cbs={type(c).__name__: c.state_dict() for c in self.cbs if hasattr(c, 'state_dict')}),
+                self.ckpt_path)
     self.last_good_step = self.step
 
-def _load(self:Trainer, path:Path):
-    ck = torch.load(path, weights_only=False)
+@patch
+def load(self:Trainer, path:Path):
+    "Restore everything from checkpoint `path` (read safely) to continue the run exactly."
+    ck = read_checkpoint(path)
+    was = ck.get('meta', {}).get('method')
+    if was and self.method.method_name and was != self.method.method_name:
+        raise LebmError(f"{path} holds a {was!r} run; this trainer trains {self.method.method_name!r}: use a new run directory")
     self.method.load_state_dict(ck['method'])
     if self.ema and ck['ema']: self.ema.load_state_dict(ck['ema'])
     self.sampler.load_state_dict(ck['sampler']); set_rng_state(ck['rng'])
@@ -215,12 +284,12 @@ def _load(self:Trainer, path:Path):
     for c in self.cbs:
         if hasattr(c, 'load_state_dict') and type(c).__name__ in ck.get('cbs', {}): c.load_state_dict(ck['cbs'][type(c).__name__])
 
-def _log(self:Trainer, d:dict):
+@patch
+def log(self:Trainer, d:dict):
+    "Append one record (with the step) to the history and to `metrics.jsonl`."
     rec = {'step': self.step, **d}; self.history.append(rec)
     if self.out and self.rank == 0:
         with open(self.out/'metrics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
-
-Trainer.save, Trainer.load, Trainer.log = _save, _load, _log
 
 # %% ../nbs/25_trainer.ipynb #302080f1
 def _truncate_log(path:Path, step:int):
@@ -228,6 +297,7 @@ def _truncate_log(path:Path, step:int):
     keep = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l)['step'] <= step]
     path.write_text(''.join(l + '\n' for l in keep))
 
+@patch
 def fit(self:Trainer, resume:bool=False)->dict:
     "Run (or with `resume`, continue from the checkpoint) up to `steps`; returns the last metrics and timing."
     if self.out and self.rank == 0: self.out.mkdir(parents=True, exist_ok=True)
@@ -240,6 +310,7 @@ def fit(self:Trainer, resume:bool=False)->dict:
     t0, s0 = time.perf_counter(), self.step
     try:
         while self.step < self.steps:
+            for c in self.cbs: c.before_step(self)
             out = self.method.train_step(self.sampler.next())
             self.step += 1
             vals = torch.stack([v.detach().float().reshape(()) for v in out.values()]).tolist()   # the one host sync per step
@@ -253,27 +324,6 @@ def fit(self:Trainer, resume:bool=False)->dict:
     self.save()
     dt = time.perf_counter() - t0
     return dict(step=self.step, seconds=dt, steps_per_second=(self.step - s0)/max(dt, 1e-9), **self.metrics)
-
-Trainer.fit = fit
-
-# %% ../nbs/25_trainer.ipynb #7bc6b43f
-class ToyMethod(Method):
-    "A minimal method for tests: fit a mean with noisy gradients (uses the global RNG)."
-    def __init__(self, d:int=3, lr:float=0.1, noise:float=0.1):
-        super().__init__()
-        self.mean, self.noise = _Mean(d), noise
-        self.opt = torch.optim.Adam(self.parameters(), lr=lr)
-    def optimizers(self): return {'opt': self.opt}
-    def ddp_modules(self): return ['mean']
-    def train_step(self, batch):
-        jitter = self.noise*torch.randn_like(batch)
-        loss = ((batch + jitter - self.dp('mean')()) ** 2).sum(1).mean()
-        self.opt.zero_grad(); loss.backward(); self.opt.step()
-        return {'loss': loss.detach(), 'mu_norm': self.mean.mu.detach().norm()}
-
-class _Mean(nn.Module):
-    def __init__(self, d): super().__init__(); self.mu = nn.Parameter(torch.zeros(d))
-    def forward(self): return self.mu
 
 # %% ../nbs/25_trainer.ipynb #e4c7b3f0
 def init_distributed(backend:str|None=None)->tuple[int, int]:
