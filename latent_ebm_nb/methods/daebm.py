@@ -7,16 +7,16 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 import torch
 from torch import nn, Tensor
-from ..core import from_preset, LebmError
-from ..schedules import Schedule
+from fastcore.basics import patch
+from ..core import LebmError
+from ..schedules import Schedule, BETA_SCHEDULES
 from ..samplers import AcceptanceMeter, adapt_step_band, langevin
 from ..levels import PersistentBuffer, mala_within_gibbs, level_energies
-from ..trainer import Method
-from ..nets import TimeGatedMLP, ResNetTemb
+from ..trainer import Method, LRSchedule
+from ..nets import TimeGatedMLP, ResNetTemb, ACTIVATIONS
 
 # %% auto #0
-__all__ = ['PRESETS', 'DAEBMConfig', 'get_config', 'DAEBM', 'buffer', 'positives', 'negatives', 'lr_at', 'adapt', 'train_step',
-           'DAEBMSamples', 'sample', 'energy0', 'free_energy', 'jump_matrix', 'long_run']
+__all__ = ['DAEBM_PRESETS', 'DAEBMConfig', 'DAEBM', 'DAEBMSamples']
 
 # %% ../../nbs/34_daebm.ipynb #f7f251c1
 @dataclass(frozen=True)
@@ -50,8 +50,10 @@ class DAEBMConfig:
     lr_milestones:tuple = (70_000, 80_000, 90_000) # x0.1 at each
     batch_size:int = 100            # the paper's batch (the Trainer's batch decides; kept for run notebooks)
     steps:int = 100_000             # the paper's length of training (for run notebooks)
+    CHOICES = dict(schedule=tuple(BETA_SCHEDULES), net=('mlp', 'resnet'), act=ACTIVATIONS,
+                   level_move=('gibbs', 'neighbour'))   # fixed choices (a class attribute, not a field), checked by `make_config`
 
-PRESETS = {
+DAEBM_PRESETS = {
     # the published toy run (script_toy.sh): 200 epochs of 500 iterations, lr drops at epochs 140/160/180
     'toy_paper': DAEBMConfig(),
     # two CPU cores: 4,000 iterations in under two minutes
@@ -61,14 +63,14 @@ PRESETS = {
     'tiny': DAEBMConfig(width=32, emb=16, n_steps=3, buffer_size=700, mh_start=2, adapt_every=2, lr=1e-3,
                         lr_warmup=1, lr_milestones=(), steps=20),
 }
-_toy_cpu = PRESETS['toy_cpu']
-PRESETS |= {
+_toy_cpu = DAEBM_PRESETS['toy_cpu']
+DAEBM_PRESETS |= {
     # four rings on two CPU cores (12k iterations, about 12 minutes): wider net, K = 20, slower capped step adaptation
     'rings_cpu': replace(_toy_cpu, width=256, n_steps=20, b_factor=0.2, lr=5e-4, adapt_every=50, max_step=0.3,
                          lr_milestones=(8_400, 10_200), steps=12_000),
     # baselines without diffusion (T = 0) in the same framework, same network (ReLU, as the paper's ToyModel)
     # the published persistent EBM: ULA with noise std 0.005, K = 40, 10k-slot buffer, no reinitialisation
-    'ebm_persistent_paper': replace(PRESETS['toy_paper'], T=0, act='relu', s0=0.005, mh_start=10**9),
+    'ebm_persistent_paper': replace(DAEBM_PRESETS['toy_paper'], T=0, act='relu', s0=0.005, mh_start=10**9),
     # CPU-sized, with DA-EBM's own sampler at its one level (MH from iteration 20, adapted step): persistent / hybrid
     'ebm_persistent': replace(_toy_cpu, T=0, act='relu', s0=0.05),
     'ebm_hybrid': replace(_toy_cpu, T=0, act='relu', s0=0.05, reinit_prob=0.05),
@@ -89,18 +91,11 @@ PRESETS |= {
                               lr_milestones=(), batch_size=8, steps=4),
 }
 
-def get_config(preset:str, **overrides)->DAEBMConfig:
-    "A preset with some fields replaced; unknown presets or fields are errors that list the valid ones."
-    return from_preset(PRESETS, preset, 'DA-EBM', **overrides)
-
 # %% ../../nbs/34_daebm.ipynb #8dfe45b2
 class DAEBM(Method):
     "Diffusion-assisted EBM: a joint U(x, t), trained by PCD with MALA-within-Gibbs chains over (x, t)."
     def __init__(self, cfg:DAEBMConfig):
         super().__init__()
-        if cfg.level_move not in ('gibbs', 'neighbour'):
-            raise LebmError(f"level_move must be 'gibbs' or 'neighbour', got {cfg.level_move!r}")
-        if cfg.net not in ('mlp', 'resnet'): raise LebmError(f"net must be 'mlp' or 'resnet', got {cfg.net!r}")
         if cfg.T < 0: raise LebmError(f"T must be >= 0 (0: no diffusion), got {cfg.T}")
         self.cfg, L = cfg, cfg.T + 1
         # T = 0 is the plain EBM: no schedule, the data are the positives, one level
@@ -119,6 +114,7 @@ class DAEBM(Method):
 
     def optimizers(self): return {'opt': self.opt}
     def ddp_modules(self): return ['E']
+    def callbacks(self): return [LRSchedule(self.cfg.lr_warmup, self.cfg.lr_milestones)]
     @property
     def T(self)->int: return self.cfg.T
     def noise(self, n:int)->Tensor:
@@ -127,20 +123,22 @@ class DAEBM(Method):
         return torch.randn(n, *self.cfg.shape, device=dev)
 
 # %% ../../nbs/34_daebm.ipynb #aa74be56
+@patch(as_prop=True)
 def buffer(self:DAEBM)->PersistentBuffer:
     "A `PersistentBuffer` view on the module's buffer tensors (write back with `_store`)."
     return PersistentBuffer(self.buf_x, self.buf_t, self.T + 1, self.noise)
 
+@patch
 def _store(self:DAEBM, buf:PersistentBuffer): self.buf_x, self.buf_t = buf.x, buf.level
 
+@patch
 def positives(self:DAEBM, x0:Tensor)->tuple[Tensor, Tensor]:
     "Diffusion data: `x0` noised to uniform random levels, `(B, d)` and `(B,)`."
     t = torch.randint(0, self.T + 1, (x0.shape[0],), device=x0.device)
     return (self.sched.q_sample(x0, t) if self.T else x0), t
 
-DAEBM.buffer, DAEBM._store, DAEBM.positives = property(buffer), _store, positives
-
 # %% ../../nbs/34_daebm.ipynb #2c22d76b
+@patch
 def negatives(self:DAEBM, n:int)->tuple[Tensor, Tensor]:
     "Draw `n` buffer slots, run one MGMS transition, write back; returns the new `(x, t)`."
     c, buf = self.cfg, self.buffer
@@ -154,14 +152,8 @@ def negatives(self:DAEBM, n:int)->tuple[Tensor, Tensor]:
     self._last_accept = st.accepted.mean() / c.n_steps
     return x, tn
 
-DAEBM.negatives = negatives
-
 # %% ../../nbs/34_daebm.ipynb #6cfbbef5
-def lr_at(self:DAEBM, it:int)->float:
-    "Learning rate at iteration `it`: linear warm-up, then x0.1 at each milestone."
-    c = self.cfg
-    return c.lr * min(1., (it + 1) / max(c.lr_warmup, 1)) * 0.1**sum(it >= m for m in c.lr_milestones)
-
+@patch
 def adapt(self:DAEBM):
     "DA-EBM's band rule on the per-level step sizes from the acceptance since the last call (levels not visited: unchanged)."
     if self.meter.accepted is None: return
@@ -169,27 +161,22 @@ def adapt(self:DAEBM):
     self.step_table = s if self.cfg.max_step is None else s.clamp(max=self.cfg.max_step)
     self.meter.reset()
 
-DAEBM.lr_at, DAEBM.adapt = lr_at, adapt
-
 # %% ../../nbs/34_daebm.ipynb #73fcfca3
+@patch
 def train_step(self:DAEBM, x0:Tensor)->dict[str, Tensor]:
     "One PCD iteration: positives, negatives, the contrastive loss and an Adam step; then the adaptation clock."
     c, B, it = self.cfg, x0.shape[0], int(self.it)
     xp, tp = self.positives(x0)
     xn, tn = self.negatives(B)
-    for g in self.opt.param_groups: g['lr'] = self.lr_at(it)
     e = self.dp('E')(torch.cat([xp, xn]), torch.cat([tp, tn]))   # one forward: DDP needs one per backward
     en_pos, en_neg = e[:B].mean(), e[B:].mean()
     loss = en_pos - en_neg
-    if not torch.isfinite(loss) or loss.abs() > 1e8: raise LebmError(f"DA-EBM diverged at iteration {it}: loss {loss.item()}")
-    self.opt.zero_grad(set_to_none=True); loss.backward(); self.opt.step()
+    self.update(self.opt, loss)
     self.it += 1
     if it >= c.mh_start and (it + 1 - c.mh_start) % c.adapt_every == 0: self.adapt()
     occ = torch.bincount(self.buf_t, minlength=self.T + 1).float() / len(self.buf_t)
     return dict(loss=loss.detach(), en_pos=en_pos.detach(), en_neg=en_neg.detach(), accept=self._last_accept,
                 mh=torch.tensor(float(it >= c.mh_start)), occ_dev=(occ - 1/(self.T + 1)).abs().max())
-
-DAEBM.train_step = train_step
 
 # %% ../../nbs/34_daebm.ipynb #358f3764
 class DAEBMSamples(NamedTuple):
@@ -199,6 +186,7 @@ class DAEBMSamples(NamedTuple):
     x_last:Tensor    # `(n, d)` every chain's last state (the recorded one for finished chains)
     t_last:Tensor    # `(n,)` the level of that last state
 
+@patch
 def sample(self:DAEBM, n:int,           # chains
            visits:int=1,                # record each chain at its `visits`-th visit to t = 0
            max_transitions:int=1000,    # MGMS transitions at most
@@ -220,25 +208,25 @@ def sample(self:DAEBM, n:int,           # chains
         if len(active) == 0: break
     return DAEBMSamples(out, trav, x, t)
 
-DAEBM.sample = sample
-
 # %% ../../nbs/34_daebm.ipynb #7d2a716b
+@patch
 def energy0(self:DAEBM, x:Tensor)->Tensor:
     "The level-0 (data) energy U(x, 0), `(B,)`."
     return self.E(x, 0)
 
-DAEBM.energy0 = energy0
-
 # %% ../../nbs/34_daebm.ipynb #90753992
+@patch
 def free_energy(self:DAEBM, x:Tensor)->Tensor:
     "$F(x) = -\\log\\sum_t e^{-U(x, t)}$, `(B,)` (all levels in one call)."
     return -torch.logsumexp(-level_energies(self.E, x, self.T + 1), 1)
 
+@patch
 def jump_matrix(self:DAEBM)->Tensor:
     "`(T+1, T+1)` row-normalised frequencies of the negatives' level moves $t \\to t'$ (NaN rows: never at $t$)."
     j = self.jumps.double()
     return j / j.sum(1, keepdim=True)
 
+@patch
 def long_run(self:DAEBM, x:Tensor,       # `(n, ...)` starting points (data)
              n_steps:int=10_000,          # Langevin steps
              mala:bool=True,
@@ -251,5 +239,3 @@ def long_run(self:DAEBM, x:Tensor,       # `(n, ...)` starting points (data)
         x, st = langevin(self.energy0, x, k, self.step_table[0], mala=mala)
         acc, done = acc + st.accepted.float().mean().item(), done + k
     return x, acc / n_steps
-
-DAEBM.free_energy, DAEBM.jump_matrix, DAEBM.long_run = free_energy, jump_matrix, long_run

@@ -6,18 +6,20 @@ from dataclasses import dataclass
 from typing import Callable
 import torch
 from torch import nn, Tensor
-from ..core import LebmError, from_preset
+from fastcore.basics import patch
+from ..core import LebmError
+from ..config import make_config
 from ..schedules import Schedule, beta_linear
 from ..levels import recovery_conditional
 from ..samplers import ula, Trajectory
 from ..generators import GaussianObs, make_generator
 from ..hierarchy import GaussianHierarchy, LayerwiseEnergy, TiltedHierarchy, HierarchicalGenerator, mlp
-from ..trainer import Method
+from ..latent import LatentMethod
 from ..nets import timestep_embedding
 
 # %% auto #0
 __all__ = ['DIFFUSION_PRESETS', 'hebm_schedule', 'TimeLayerwiseEnergy', 'eps_level_potential', 'conditional_eps', 'sample_levels',
-           'DiffusionHEBMConfig', 'get_diffusion_config', 'DiffusionHEBM']
+           'DiffusionHEBMConfig', 'DiffusionHEBM']
 
 # %% ../../nbs/32_diffusion_hebm.ipynb #04c9a68c
 def hebm_schedule(T:int,                    # top level: the paper's code uses 3
@@ -112,6 +114,8 @@ class DiffusionHEBMConfig:
     lr_e:float = 4e-5               # energies (paper: 4e-5)
     beta1:float = 0.5               # Adam beta1 of decoder and conditionals
     e_beta1:float = 0.9             # Adam beta1 of the energies (paper: 0.99)
+    CHOICES = dict(generator=('mlp', 'conv'), prior=('diffusion', 'short_run'), mode=('two_stage', 'joint'),
+                   loss_weight=('hebm', 'drl', 'none'))     # fields with fixed values (a class attribute, not a field)
 
 DIFFUSION_PRESETS = {
     # the paper's EBM side (CIFAR-10 code: T = 3, 50 steps, b^2 = 3e-5, lr 4e-5, betas (0.99, 0.999)) on the CVPR'23
@@ -123,19 +127,8 @@ DIFFUSION_PRESETS = {
                                 post_steps=4, sr_steps=4, pretrain_steps=3),
 }
 
-_CHOICES = dict(prior=('diffusion', 'short_run'), mode=('two_stage', 'joint'), loss_weight=('hebm', 'drl', 'none'))
-
-def get_diffusion_config(preset:str, **overrides)->DiffusionHEBMConfig:
-    "A preset with some fields replaced (`use_ebm` among them); unknown presets, fields or choices are errors."
-    for k in ('dims', 'img_shape'):
-        if k in overrides: overrides[k] = tuple(overrides[k])   # lists from JSON (a run's config.json)
-    cfg = from_preset(DIFFUSION_PRESETS, preset, 'diffusion-HEBM', **overrides)
-    for k, ok in _CHOICES.items():
-        if getattr(cfg, k) not in ok: raise LebmError(f"{k} must be one of {', '.join(map(repr, ok))}; got {getattr(cfg, k)!r}")
-    return cfg
-
 # %% ../../nbs/32_diffusion_hebm.ipynb #f20aa798
-class DiffusionHEBM(Method):
+class DiffusionHEBM(LatentMethod):
     "A hierarchical generator with a latent diffusion EBM prior (or the short-run joint EBM prior) on its whitened latents."
     def __init__(self, cfg:DiffusionHEBMConfig):
         super().__init__()
@@ -158,7 +151,8 @@ class DiffusionHEBM(Method):
     def ddp_setup(self): raise LebmError("DiffusionHEBM does not support DDP yet: train it in one process")
 
 # %% ../../nbs/32_diffusion_hebm.ipynb #a4c69ab5
-def _coefficients(self:DiffusionHEBM)->dict[str, Tensor]:
+@patch
+def coefficients(self:DiffusionHEBM)->dict[str, Tensor]:
     "Per-level tables `(T,)` for the conditional EBMs $t = 0..T-1$."
     c, s = self.cfg, self.sched
     rc = s.recovery(torch.arange(s.T, device=s.beta.device), c.b2)
@@ -166,26 +160,25 @@ def _coefficients(self:DiffusionHEBM)->dict[str, Tensor]:
     return dict(a=rc.a, sigma=rc.sigma2.sqrt(), sigma_bar=s.sigma_bar[:-1], temperature=rc.temperature,
                 step_size=rc.step_size, tether=rc.tether, loss_weight=w)
 
-DiffusionHEBM.coefficients = _coefficients
-
 # %% ../../nbs/32_diffusion_hebm.ipynb #f3aea74f
 def _device(self:DiffusionHEBM): return self.n_steps_done.device
 
-def _posterior_eps(self:DiffusionHEBM, x:Tensor, n_steps:int|None=None)->Tensor:
+@patch
+def posterior_eps(self:DiffusionHEBM, x:Tensor, n_steps:int|None=None)->Tensor:
     "$\\varepsilon^+ = T^{-1}(z^+)$, $z^+$ by short-run Langevin on the Gaussian-hierarchy posterior in $z$-space from $\\mathcal N(0, I)$."
     c = self.cfg
     z0 = torch.randn(x.shape[0], self.hier.d, device=x.device)
     z = ula(self.gen.posterior_potential(x), z0, c.post_steps if n_steps is None else n_steps, c.post_step_size)[0]
     return self.hier.to_eps(z).detach()
 
-def _level_potential(self:DiffusionHEBM)->Callable:
+@patch
+def level_potential(self:DiffusionHEBM)->Callable:
     "`U(eps, t)`: level $t$'s marginal potential $E(T(\\varepsilon), t)/v_t + \\lVert\\varepsilon\\rVert^2/2$."
     return eps_level_potential(self.E, self.hier.to_z, self.coefficients()['temperature'])
 
-DiffusionHEBM.posterior_eps, DiffusionHEBM.level_potential = _posterior_eps, _level_potential
-
 # %% ../../nbs/32_diffusion_hebm.ipynb #2570d22e
-def _prior_levels(self:DiffusionHEBM, n:int, traj:Trajectory|None=None)->Tensor:
+@patch
+def prior_levels(self:DiffusionHEBM, n:int, traj:Trajectory|None=None)->Tensor:
     "Prior samples at every level, `(T+1, n, d)` (index = level; one level for the Gaussian and short-run priors)."
     c, top = self.cfg, torch.randn(n, self.hier.d, device=_device(self))
     if not c.use_ebm: return top[None]
@@ -194,27 +187,25 @@ def _prior_levels(self:DiffusionHEBM, n:int, traj:Trajectory|None=None)->Tensor:
         return ula(p.eps_potential, top, c.sr_steps, c.sr_step_size, traj=traj)[0][None]
     return sample_levels(self.level_potential(), self.sched, top, self.coefficients()['step_size'], c.e_steps, c.mala, traj)
 
-def _prior_eps(self:DiffusionHEBM, n:int)->Tensor:
-    "Prior samples of $\\varepsilon$ (level 0), `(n, d)`."
+@patch
+def prior_sample_z(self:DiffusionHEBM, n:int)->Tensor:
+    "Prior samples of $\\varepsilon$ (level 0), `(n, d)`: the latent of this method is the whitened $\\varepsilon$."
     return self.prior_levels(n)[0]
 
-DiffusionHEBM.prior_levels, DiffusionHEBM.prior_eps = _prior_levels, _prior_eps
-
 # %% ../../nbs/32_diffusion_hebm.ipynb #093fbfd4
-def _step(opt, loss):
-    opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-
-def _generator_step(self:DiffusionHEBM, x:Tensor, eps:Tensor)->dict[str, Tensor]:
+@patch
+def generator_step(self:DiffusionHEBM, x:Tensor, eps:Tensor)->dict[str, Tensor]:
     "Decoder and conditional-Gaussian updates at posterior samples (Gaussian-hierarchy MLE)."
     z = self.hier.to_z(eps).detach()
     x_hat = self.gen.decode(z)
-    loss_g = self.gen.obs.nll(x, x_hat).mean(); _step(self.opt_g, loss_g)
+    loss_g = self.gen.obs.nll(x, x_hat).mean(); self.update(self.opt_g, loss_g)
     out = dict(loss_g=loss_g.detach(), mse=(x_hat.detach() - x).pow(2).mean())
     if self.opt_c is not None:
-        loss_c = -self.hier.log_prob(z).mean(); _step(self.opt_c, loss_c); out['loss_c'] = loss_c.detach()
+        loss_c = -self.hier.log_prob(z).mean(); self.update(self.opt_c, loss_c); out['loss_c'] = loss_c.detach()
     return out
 
-def _prior_step(self:DiffusionHEBM, eps:Tensor)->dict[str, Tensor]:
+@patch
+def prior_step(self:DiffusionHEBM, eps:Tensor)->dict[str, Tensor]:
     "One contrastive update of the prior's energy at posterior samples `eps`."
     c, B = self.cfg, eps.shape[0]
     if c.prior == 'short_run':
@@ -228,20 +219,20 @@ def _prior_step(self:DiffusionHEBM, eps:Tensor)->dict[str, Tensor]:
         w, E = co['loss_weight'][t], self.E
     e = E(self.hier.to_z(torch.cat([pos, neg])), None if t is None else torch.cat([t, t]))
     en_pos, en_neg = (w*e[:B]).mean(), (w*e[B:]).mean()
-    _step(self.opt_e, en_pos - en_neg)
+    self.update(self.opt_e, en_pos - en_neg)
     return dict(loss_e=(en_pos - en_neg).detach(), en_pos=en_pos.detach(), en_neg=en_neg.detach(),
                 eps_neg_norm=neg.norm(dim=1).mean())
 
-DiffusionHEBM.generator_step, DiffusionHEBM.prior_step = _generator_step, _prior_step
-
 # %% ../../nbs/32_diffusion_hebm.ipynb #107d9d10
-def _phase(self:DiffusionHEBM)->tuple[bool, bool]:
+@patch
+def phase(self:DiffusionHEBM)->tuple[bool, bool]:
     "(train the generator?, train the prior?) at the current step."
     c, k = self.cfg, int(self.n_steps_done)
     pre = k < c.pretrain_steps
     return pre or c.mode == 'joint', c.use_ebm and not pre
 
-def _train_step(self:DiffusionHEBM, x:Tensor)->dict[str, Tensor]:
+@patch
+def train_step(self:DiffusionHEBM, x:Tensor)->dict[str, Tensor]:
     "One iteration: the generator and/or the prior, as the phase says."
     gen, prior = self.phase()
     self.hier.requires_grad_(gen); self.G.requires_grad_(gen)    # frozen generator: no parameter gradients through T
@@ -253,37 +244,24 @@ def _train_step(self:DiffusionHEBM, x:Tensor)->dict[str, Tensor]:
     self.n_steps_done += 1
     return out
 
-DiffusionHEBM.phase, DiffusionHEBM.train_step = _phase, _train_step
-
 # %% ../../nbs/32_diffusion_hebm.ipynb #4372443a
-@torch.no_grad()
-def _decode_eps(self:DiffusionHEBM, eps:Tensor)->Tensor:
+@patch
+def decode(self:DiffusionHEBM, eps:Tensor)->Tensor:
     "Images (decoder means) from flat $\\varepsilon$."
     return self.gen.decode(self.hier.to_z(eps))
 
-def _prior_potential(self:DiffusionHEBM, eps:Tensor)->Tensor:
+@patch
+def prior_potential(self:DiffusionHEBM, eps:Tensor)->Tensor:
     "The prior's potential over $\\varepsilon$ (level 0), `(B,)`; lower = more probable."
     c = self.cfg
     if not c.use_ebm: return 0.5*eps.pow(2).sum(1)
     if c.prior == 'short_run': return TiltedHierarchy(self.hier, self.E).eps_potential(eps)
     return self.level_potential()(eps, torch.zeros(eps.shape[0], dtype=torch.long, device=eps.device))
 
-@torch.no_grad()
-def _sample(self:DiffusionHEBM, n:int)->Tensor:
-    "Images decoded from level-0 prior samples."
-    return self.decode_eps(self.prior_eps(n))
+@patch
+def infer_z(self:DiffusionHEBM, x:Tensor)->Tensor:
+    "$\\hat\\varepsilon$: the Gaussian-hierarchy posterior sample of `x` (`posterior_eps`)."
+    return self.posterior_eps(x)
 
-@torch.no_grad()
-def _reconstruct(self:DiffusionHEBM, x:Tensor)->Tensor:
-    "Images decoded from posterior samples of `x`."
-    return self.decode_eps(self.posterior_eps(x))
-
-@torch.no_grad()
-def _anomaly_score(self:DiffusionHEBM, x:Tensor, w:float|None=None)->Tensor:
-    "$w\\lVert x - g(T(\\hat\\varepsilon))\\rVert^2 + U_{\\text{prior}}(\\hat\\varepsilon)$ at a posterior sample, `(B,)`; higher = more anomalous."
-    eps = self.posterior_eps(x)
-    w = 1/(2*self.cfg.sigma**2) if w is None else w
-    return w*(x - self.decode_eps(eps)).flatten(1).pow(2).sum(1) + self.prior_potential(eps)
-
-DiffusionHEBM.decode_eps, DiffusionHEBM.prior_potential, DiffusionHEBM.sample = _decode_eps, _prior_potential, _sample
-DiffusionHEBM.reconstruct, DiffusionHEBM.anomaly_score = _reconstruct, _anomaly_score
+@patch(as_prop=True)
+def latent_dim(self:DiffusionHEBM)->int: return self.hier.d

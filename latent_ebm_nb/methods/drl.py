@@ -6,14 +6,15 @@ import math
 from dataclasses import dataclass
 import torch
 from torch import Tensor
-from ..core import from_preset, LebmError
+from fastcore.basics import patch
+from ..core import LebmError
 from ..schedules import Schedule, Recovery, tether_energy
 from ..samplers import langevin
-from ..nets import TimeGatedMLP, ResNetTemb
-from ..trainer import Method
+from ..nets import TimeGatedMLP, ResNetTemb, ACTIVATIONS
+from ..trainer import Method, LRSchedule
 
 # %% auto #0
-__all__ = ['DRL_PRESETS', 'DRLConfig', 'get_drl_config', 'DRL', 'cond_energy', 'recover', 'train_step', 'sample', 'energy0']
+__all__ = ['DRL_PRESETS', 'DRLConfig', 'DRL']
 
 # %% ../../nbs/35_drl.ipynb #f9c38f9a
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class DRLConfig:
     lr_warmup:int = 1000
     batch_size:int = 100
     steps:int = 250_000           # toy: 500 epochs of 500 iterations
+    CHOICES = dict(net=('mlp', 'resnet'), act=ACTIVATIONS)   # fixed choices (a class attribute, not a field), checked by `make_config`
 
 DRL_PRESETS = {
     'toy_paper': DRLConfig(),
@@ -43,10 +45,6 @@ DRL_PRESETS = {
                            n_steps=10, batch_size=32, steps=2_000),
     'tiny': DRLConfig(width=32, emb=16, n_steps=3, lr=1e-3, lr_warmup=1, steps=20),
 }
-
-def get_drl_config(preset:str, **overrides)->DRLConfig:
-    "A preset with some fields replaced; unknown presets or fields are errors that list the valid ones."
-    return from_preset(DRL_PRESETS, preset, 'DRL', **overrides)
 
 # %% ../../nbs/35_drl.ipynb #58003b24
 class DRL(Method):
@@ -63,16 +61,19 @@ class DRL(Method):
 
     def optimizers(self): return {'opt': self.opt}
     def ddp_modules(self): return ['E']
+    def callbacks(self): return [LRSchedule(self.cfg.lr_warmup)]
     @property
     def T(self)->int: return self.cfg.T
     def rc(self, t:Tensor)->Recovery: return self.sched.recovery(t, self.cfg.b2)
 
 # %% ../../nbs/35_drl.ipynb #814226e4
+@patch
 def cond_energy(self:DRL, x_next:Tensor, t:Tensor, rc:Recovery):
     "The conditional energy of $y$ given $x_{t+1}$: $U_\\theta(y, t)/v_t$ + the tether."
     v = rc.temperature
     return lambda y: self.E(y, t)/v + tether_energy(y, x_next, rc, scaled=True)
 
+@patch
 def recover(self:DRL, x_next:Tensor, t:Tensor,   # `(B, ...)` x_{t+1} and `(B,)` levels t
             n_steps:int|None=None, traj=None)->Tensor:
     "Sample $x_t \\sim p_\\theta(x_t \\mid x_{t+1})$ by Langevin in $y$ started at $x_{t+1}$; returns $x_t$."
@@ -81,13 +82,11 @@ def recover(self:DRL, x_next:Tensor, t:Tensor,   # `(B, ...)` x_{t+1} and `(B,)`
     a = rc.a.view(-1, *[1]*(x_next.dim() - 1))
     return y / a
 
-DRL.cond_energy, DRL.recover = cond_energy, recover
-
 # %% ../../nbs/35_drl.ipynb #515dfc8b
+@patch
 def train_step(self:DRL, x0:Tensor)->dict[str, Tensor]:
     "One recovery-likelihood step: random levels, pairs, short-run negatives from $x_{t+1}$, the weighted contrast."
-    B, it = x0.shape[0], int(self.it)
-    for g in self.opt.param_groups: g['lr'] = self.cfg.lr * min(1., (it + 1)/max(self.cfg.lr_warmup, 1))
+    B = x0.shape[0]
     t = torch.randint(0, self.T, (B,), device=x0.device)
     xt, xn = self.sched.q_pairs(x0, t)
     rc = self.rc(t)
@@ -97,11 +96,11 @@ def train_step(self:DRL, x0:Tensor)->dict[str, Tensor]:
     e = self.dp('E')(torch.cat([yp, yn]), torch.cat([t, t]))
     w = rc.loss_weight
     loss = (w*(e[:B] - e[B:])).mean()
-    if not torch.isfinite(loss): raise LebmError(f"DRL diverged at iteration {it}: loss {loss.item()}")
-    self.opt.zero_grad(set_to_none=True); loss.backward(); self.opt.step()
+    self.update(self.opt, loss)
     self.it += 1
     return dict(loss=loss.detach(), en_pos=e[:B].mean().detach(), en_neg=e[B:].mean().detach())
 
+@patch
 def sample(self:DRL, n:int, n_steps:int|None=None,
            all_levels:bool=False)->Tensor:
     "Ancestral generation $x_T \\sim \\mathcal N(0, I) \\to \\dots \\to x_0$; `(n, ...)` or `(T+1, n, ...)` with `all_levels`."
@@ -113,10 +112,9 @@ def sample(self:DRL, n:int, n_steps:int|None=None,
         xs.append(x)
     return torch.stack(xs[::-1]) if all_levels else x
 
+@patch
 def energy0(self:DRL, x:Tensor)->Tensor:
     "The implied level-0 marginal energy $U_\\theta(a_1 x, 0)/v_0$, `(B,)`."
     t = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
     rc = self.rc(t)
     return self.E(rc.a.view(-1, *[1]*(x.dim() - 1))*x, t)/rc.temperature
-
-DRL.train_step, DRL.sample, DRL.energy0 = train_step, sample, energy0

@@ -5,15 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 import torch
 from torch import nn, Tensor
-from ..core import LebmError, from_preset
+from fastcore.basics import patch
+from ..core import LebmError
+from ..config import make_config
 from ..generators import GaussianObs, make_generator
 from ..hierarchy import GaussianHierarchy, LayerwiseEnergy, TiltedHierarchy, HierarchicalGenerator, HierarchicalEncoder
 from ..samplers import ula
-from ..trainer import Method
+from ..latent import LatentMethod
 
 # %% auto #0
-__all__ = ['JOINT_PRESETS', 'JointHEBMConfig', 'get_joint_config', 'JointHEBM', 'layer_energies_pos_neg', 'plot_layer_energies',
-           'hierarchical_grid', 'plot_hierarchical_grid', 'linear_probe', 'layer_probes']
+__all__ = ['JOINT_PRESETS', 'JointHEBMConfig', 'JointHEBM', 'layer_energies_pos_neg', 'plot_layer_energies', 'hierarchical_grid',
+           'plot_hierarchical_grid', 'linear_probe', 'layer_probes']
 
 # %% ../../nbs/31_joint_hebm.ipynb #17bbd2aa
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class JointHEBMConfig:
     lr_i:float = 2e-4               # variational: inference model
     e_reg:float = 0.0               # L2 penalty on the energies' values at z+ and z- (keeps the variational scheme bounded)
     prior_space:str = 'z'           # prior Langevin in 'z' (the paper's code) or in 'eps' = T^{-1}(z) (scale-free, see below)
+    CHOICES = dict(generator=('mlp', 'conv'), energy=('layerwise', 'joint', 'both'), scheme=('mle', 'variational'),
+                   prior_space=('z', 'eps'))     # fields with fixed values (a class attribute, not a field)
 
 JOINT_PRESETS = {
     # the public joint-training CIFAR-10 script: z1 = 128, z2 = 100, 4 hidden layers in p(z1|z2), K1 = 40
@@ -57,19 +61,13 @@ JOINT_PRESETS = {
                             enc_width=8, enc_feat=32),
 }
 
-def get_joint_config(preset:str, **overrides)->JointHEBMConfig:
-    "A preset with some fields replaced; unknown presets or fields are errors listing the valid ones."
-    if 'dims' in overrides: overrides['dims'] = tuple(overrides['dims'])
-    return from_preset(JOINT_PRESETS, preset, 'joint-HEBM', **overrides)
 
 # %% ../../nbs/31_joint_hebm.ipynb #9a00b1b8
-class JointHEBM(Method):
+class JointHEBM(LatentMethod):
     "Multi-layer generator with a joint latent-space EBM prior, trained by MLE with Langevin prior and posterior."
     def __init__(self, cfg:JointHEBMConfig):
         super().__init__()
         self.cfg, dims = cfg, list(cfg.dims)
-        if cfg.scheme not in ('mle', 'variational'): raise LebmError(f"unknown scheme {cfg.scheme!r}; valid: 'mle', 'variational'")
-        if cfg.prior_space not in ('z', 'eps'): raise LebmError(f"unknown prior_space {cfg.prior_space!r}; valid: 'z', 'eps'")
         self.hier = GaussianHierarchy(dims, width=cfg.cond_width, n_hidden=cfg.cond_hidden)
         self.G = make_generator(cfg.generator, dims[0], cfg.img_shape, cfg.gen_width)
         self.E = (LayerwiseEnergy(dims, width=cfg.e_width, layerwise=cfg.energy in ('layerwise', 'both'),
@@ -90,7 +88,8 @@ class JointHEBM(Method):
     def ddp_setup(self): raise LebmError("JointHEBM does not support DDP yet: train it in one process")
 
 # %% ../../nbs/31_joint_hebm.ipynb #9f7eabcd
-def _prior_z(self:JointHEBM, n:int)->Tensor:
+@patch
+def prior_sample_z(self:JointHEBM, n:int)->Tensor:
     "$z^-$: short-run Langevin on the joint prior from $\\mathcal N(0, I)$ (in $z$ or in $\\varepsilon$, `prior_space`), flat `(n, sum(dims))`."
     c = self.cfg
     z0 = self.prior.init(n, device=next(self.G.parameters()).device)
@@ -99,7 +98,8 @@ def _prior_z(self:JointHEBM, n:int)->Tensor:
         with torch.no_grad(): return self.hier.to_z(eps)
     return ula(self.prior.potential, z0, c.prior_steps, c.prior_step_size)[0]
 
-def _posterior_z(self:JointHEBM, x:Tensor, n_steps:int|None=None)->Tensor:
+@patch
+def posterior_sample_z(self:JointHEBM, x:Tensor, n_steps:int|None=None)->Tensor:
     "$z^+$: short-run Langevin on the joint posterior over all layers (MLE), or a sample of $q(z|x)$ (variational); flat `(B, sum(dims))`."
     if self.Q is not None:
         with torch.no_grad(): return self.Q(x)[0]
@@ -107,32 +107,28 @@ def _posterior_z(self:JointHEBM, x:Tensor, n_steps:int|None=None)->Tensor:
     U = self.gen.posterior_potential(x, self.E)
     return ula(U, self.prior.init(x.shape[0], device=x.device), c.post_steps if n_steps is None else n_steps, c.post_step_size)[0]
 
-def _infer_z(self:JointHEBM, x:Tensor)->Tensor:
+@patch
+def infer_z(self:JointHEBM, x:Tensor)->Tensor:
     "A point estimate $\\hat z$ of the latents of `x`: the mean chain of $q$ (variational), a posterior Langevin sample (MLE)."
     if self.Q is not None:
         with torch.no_grad(): return self.Q.mean(x)
     return self.posterior_sample_z(x)
 
-JointHEBM.prior_sample_z, JointHEBM.posterior_sample_z, JointHEBM.infer_z = _prior_z, _posterior_z, _infer_z
-
 # %% ../../nbs/31_joint_hebm.ipynb #0c38fc29
-def _step(opt, loss):
-    opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-
 def _train_step_mle(self:JointHEBM, x:Tensor)->dict[str, Tensor]:
     "One MLE iteration: posterior and prior chains over all layers, then decoder, conditional-Gaussian and energy updates."
     B = x.shape[0]
     z_pos, z_neg = self.posterior_sample_z(x), self.prior_sample_z(B)
     x_hat = self.gen.decode(z_pos)
-    loss_g = self.gen.obs.nll(x, x_hat).mean(); _step(self.opt_g, loss_g)
+    loss_g = self.gen.obs.nll(x, x_hat).mean(); self.update(self.opt_g, loss_g)
     lp = self.hier.log_prob(torch.cat([z_pos, z_neg]))
     loss_c = -lp[:B].mean() + (lp[B:].mean() if self.cfg.use_ebm else 0.)   # negative phase only under the EBM prior
-    if self.opt_c is not None: _step(self.opt_c, loss_c)
+    if self.opt_c is not None: self.update(self.opt_c, loss_c)
     out = dict(loss_g=loss_g.detach(), loss_c=loss_c.detach(), mse=(x_hat.detach() - x).pow(2).mean(),
                z_pos_norm=z_pos.norm(dim=1).mean(), z_neg_norm=z_neg.norm(dim=1).mean())
     if self.cfg.use_ebm:
         e = self.E(torch.cat([z_pos, z_neg])); en_pos, en_neg = e[:B].mean(), e[B:].mean()
-        _step(self.opt_e, en_pos - en_neg + self.cfg.e_reg*e.pow(2).mean())
+        self.update(self.opt_e, en_pos - en_neg + self.cfg.e_reg*e.pow(2).mean())
         out |= dict(loss_e=(en_pos - en_neg).detach(), en_pos=en_pos.detach(), en_neg=en_neg.detach())
     return out
 
@@ -154,42 +150,33 @@ def _train_step_var(self:JointHEBM, x:Tensor)->dict[str, Tensor]:
         out |= dict(loss_e=(en_pos.mean() - en_neg.mean()).detach(), en_pos=en_pos.mean().detach(), en_neg=en_neg.mean().detach(),
                     z_neg_norm=z_neg.norm(dim=1).mean())
     loss = loss.mean()
-    opts = list(self.optimizers().values())
-    for o in opts: o.zero_grad(set_to_none=True)
-    loss.backward()
-    for o in opts: o.step()
+    self.update(self.optimizers().values(), loss)
     return out | dict(loss=loss.detach())
 
-def _train_step(self:JointHEBM, x:Tensor)->dict[str, Tensor]:
+@patch
+def train_step(self:JointHEBM, x:Tensor)->dict[str, Tensor]:
     "One training iteration of the configured scheme."
     return _train_step_var(self, x) if self.cfg.scheme == 'variational' else _train_step_mle(self, x)
 
-JointHEBM.train_step = _train_step
-
 # %% ../../nbs/31_joint_hebm.ipynb #9c73764c
-@torch.no_grad()
-def _sample(self:JointHEBM, n:int)->Tensor:
-    "Images: joint prior chains, then the decoder."
-    return self.gen.decode(self.prior_sample_z(n))
+@patch(as_prop=True)
+def latent_dim(self:JointHEBM)->int: return self.hier.d
 
-@torch.no_grad()
-def _reconstruct(self:JointHEBM, x:Tensor)->Tensor:
-    "Images decoded from the latents inferred for `x` (`infer_z`)."
-    return self.gen.decode(self.infer_z(x))
+@patch
+def decode(self:JointHEBM, z:Tensor)->Tensor:
+    "Images (decoder means) from flat latents."
+    return self.gen.decode(z)
 
-@torch.no_grad()
-def _anomaly_score(self:JointHEBM, x:Tensor, w:float|None=None)->Tensor:
-    "$-\\log \\tilde p(x, \\hat z)$ at $\\hat z$ = `infer_z(x)`, `(B,)`; higher = more anomalous."
-    z = self.infer_z(x)
-    w = 1/(2*self.cfg.sigma**2) if w is None else w
-    return w*(x - self.gen.decode(z)).flatten(1).pow(2).sum(1) + self.prior.potential(z)
+@patch
+def prior_potential(self:JointHEBM, z:Tensor)->Tensor:
+    "$U(z) = E(z) - \\log p_\\beta(z)$ (the ablation: the Gaussian hierarchy's alone)."
+    return self.prior.potential(z)
 
+@patch
 @torch.no_grad()
-def _layer_energies(self:JointHEBM, z:Tensor)->Tensor:
+def layer_energies(self:JointHEBM, z:Tensor)->Tensor:
     "Per-layer energies $E_i(z_i)$, `(B, L)` (zeros without an EBM)."
     return self.E.per_layer(z) if self.E is not None else z.new_zeros(z.shape[0], self.hier.L)
-
-JointHEBM.sample, JointHEBM.reconstruct, JointHEBM.anomaly_score, JointHEBM.layer_energies = _sample, _reconstruct, _anomaly_score, _layer_energies
 
 # %% ../../nbs/31_joint_hebm.ipynb #4db7eb0e
 @torch.no_grad()

@@ -6,15 +6,16 @@ import math
 from dataclasses import dataclass
 import torch
 from torch import nn, Tensor
-from ..core import LebmError, from_preset
+from fastcore.basics import patch
+from ..core import LebmError
+from ..config import make_config
 from ..generators import GaussianObs, make_generator, posterior_potential
 from ..priors import GaussianReference, EnergyMLP, ZeroEnergy, TiltedPrior
 from ..samplers import ula
-from ..trainer import Method
+from ..latent import LatentMethod
 
 # %% auto #0
-__all__ = ['PRESETS', 'LEBMConfig', 'get_config', 'LEBM', 'prior_sample_z', 'posterior_sample_z', 'train_step', 'sample',
-           'reconstruct', 'anomaly_score']
+__all__ = ['LEBM_PRESETS', 'LEBMConfig', 'LEBM']
 
 # %% ../../nbs/30_lebm.ipynb #b34a894a
 @dataclass(frozen=True)
@@ -36,8 +37,9 @@ class LEBMConfig:
     lr_g:float = 1e-4
     lr_e:float = 2e-5
     beta1:float = 0.5               # Adam beta1 (both optimisers; beta2 = 0.999)
+    CHOICES = dict(generator=('mlp', 'conv'), e_act=('lrelu', 'gelu', 'silu'))   # fields with fixed values (not a field)
 
-PRESETS = {
+LEBM_PRESETS = {
     # the public SVHN script (train_svhn.py defaults): K1 = 20, GELU energy
     'svhn_code': LEBMConfig(img_shape=(3, 32, 32), nz=100, generator='conv', gen_width=64, ndf=200, e_act='gelu',
                             sigma=0.3, prior_steps=60, prior_step_size=0.4, post_steps=20, post_step_size=0.1),
@@ -53,12 +55,9 @@ PRESETS = {
                        prior_steps=5, prior_step_size=0.4, post_steps=5, post_step_size=0.1),
 }
 
-def get_config(preset:str, **overrides)->LEBMConfig:
-    "A preset with some fields replaced; unknown presets or fields are errors that list the valid ones."
-    return from_preset(PRESETS, preset, 'LEBM', **overrides)
 
 # %% ../../nbs/30_lebm.ipynb #f676d508
-class LEBM(Method):
+class LEBM(LatentMethod):
     "Generator with a latent EBM prior, trained by MLE with short-run prior and posterior Langevin."
     def __init__(self, cfg:LEBMConfig):
         super().__init__()
@@ -72,15 +71,19 @@ class LEBM(Method):
 
     def optimizers(self): return {k: o for k, o in (('g', self.opt_g), ('e', self.opt_e)) if o is not None}
     def ddp_modules(self): return ['G'] + (['E'] if self.cfg.use_ebm else [])
+    @property
+    def latent_dim(self)->int: return self.cfg.nz
 
 # %% ../../nbs/30_lebm.ipynb #c0180a83
+@patch
 def prior_sample_z(self:LEBM, n:int, n_steps:int|None=None, step_size:float|None=None)->Tensor:
     "$z^-$: short-run Langevin on the prior from the reference, `(n, nz)`."
     c = self.cfg
-    z0 = self.prior.init(n, device=next(self.G.parameters()).device)
+    z0 = self.prior.init(n, device=self.device)
     return ula(self.prior.potential, z0, c.prior_steps if n_steps is None else n_steps,
                c.prior_step_size if step_size is None else step_size)[0]
 
+@patch
 def posterior_sample_z(self:LEBM, x:Tensor, n_steps:int|None=None, step_size:float|None=None,
                        z0:Tensor|None=None)->Tensor:
     "$z^+$: short-run Langevin on the posterior of batch `x` from the reference (or `z0`), `(B, nz)`."
@@ -89,9 +92,8 @@ def posterior_sample_z(self:LEBM, x:Tensor, n_steps:int|None=None, step_size:flo
     U = posterior_potential(x, self.G, self.obs, self.prior.potential)
     return ula(U, z0, c.post_steps if n_steps is None else n_steps, c.post_step_size if step_size is None else step_size)[0]
 
-LEBM.prior_sample_z, LEBM.posterior_sample_z = prior_sample_z, posterior_sample_z
-
 # %% ../../nbs/30_lebm.ipynb #68af2f88
+@patch
 def train_step(self:LEBM, x:Tensor)->dict[str, Tensor]:
     "One MLE iteration: posterior and prior chains, then a generator and an energy update."
     B = x.shape[0]
@@ -99,35 +101,27 @@ def train_step(self:LEBM, x:Tensor)->dict[str, Tensor]:
     z_neg = self.prior_sample_z(B)
     x_hat = self.dp('G')(z_pos)
     loss_g = self.obs.nll(x, x_hat).mean()
-    self.opt_g.zero_grad(set_to_none=True); loss_g.backward(); self.opt_g.step()
+    self.update(self.opt_g, loss_g)
     out = dict(loss_g=loss_g.detach(), mse=(x_hat.detach() - x).pow(2).mean(),
                z_pos_norm=z_pos.norm(dim=1).mean(), z_neg_norm=z_neg.norm(dim=1).mean())
     if self.cfg.use_ebm:
         e = self.dp('E')(torch.cat([z_pos, z_neg]))              # one forward: DDP needs one per backward
         en_pos, en_neg = e[:B].mean(), e[B:].mean()
         loss_e = en_pos - en_neg
-        self.opt_e.zero_grad(set_to_none=True); loss_e.backward(); self.opt_e.step()
+        self.update(self.opt_e, loss_e)
         out |= dict(loss_e=loss_e.detach(), en_pos=en_pos.detach(), en_neg=en_neg.detach())
     return out
 
-LEBM.train_step = train_step
-
 # %% ../../nbs/30_lebm.ipynb #df7b9552
-@torch.no_grad()
-def sample(self:LEBM, n:int)->Tensor:
-    "Images from the model: prior chains, then the generator."
-    return self.G(self.prior_sample_z(n))
+@patch
+def infer_z(self:LEBM, x:Tensor)->Tensor:
+    "$\\hat z$: a posterior sample by short-run Langevin (`posterior_sample_z`)."
+    return self.posterior_sample_z(x)
 
-@torch.no_grad()
-def reconstruct(self:LEBM, x:Tensor)->Tensor:
-    "Images decoded from posterior samples of `x`."
-    return self.G(self.posterior_sample_z(x))
+@patch
+def decode(self:LEBM, z:Tensor)->Tensor: return self.G(z)
 
-@torch.no_grad()
-def anomaly_score(self:LEBM, x:Tensor, w:float|None=None)->Tensor:
-    "$-\\log \\tilde p(x, \\hat z)$ at a posterior sample, `(B,)`; higher = more anomalous."
-    z = self.posterior_sample_z(x)
-    w = 1/(2*self.cfg.sigma**2) if w is None else w
-    return w*(x - self.G(z)).flatten(1).pow(2).sum(1) + self.prior.potential(z)
-
-LEBM.sample, LEBM.reconstruct, LEBM.anomaly_score = sample, reconstruct, anomaly_score
+@patch
+def prior_potential(self:LEBM, z:Tensor)->Tensor:
+    "$U(z) = E(z) + \\lVert z\\rVert^2/(2\\sigma_0^2)$ (the ablation: the reference's term alone)."
+    return self.prior.potential(z)

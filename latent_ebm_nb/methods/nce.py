@@ -6,17 +6,18 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from ..core import LebmError, from_preset
+from fastcore.basics import patch
+from ..core import LebmError
+from ..config import make_config
 from ..generators import GaussianObs, make_generator, posterior_potential, ConvEncoder
 from ..priors import GaussianReference, EnergyMLP, TiltedPrior
 from ..samplers import ula
 from ..levels import PersistentBuffer
-from ..trainer import Method, Callback
+from ..trainer import Callback
+from ..latent import LatentMethod
 
 # %% auto #0
-__all__ = ['NCE_PRESETS', 'StageRatios', 'nce_loss', 'fit_ratio', 'NCEConfig', 'get_nce_config', 'MultiStageNCE',
-           'prior_potential', 'prior_sample_z', 'posterior_sample_z', 'negatives', 'train_step', 'sample',
-           'reconstruct', 'anomaly_score', 'stage_report', 'StageEval']
+__all__ = ['NCE_PRESETS', 'StageRatios', 'nce_loss', 'fit_ratio', 'NCEConfig', 'MultiStageNCE', 'stage_report', 'StageEval']
 
 # %% ../../nbs/33_nce.ipynb #928630e3
 class StageRatios(nn.Module):
@@ -93,6 +94,7 @@ class NCEConfig:
     lr_f:float = 1e-4               # ratio networks (only the active stage gets gradients)
     lr_q:float = 2e-4               # encoder
     beta1:float = 0.5               # Adam beta1 (beta2 = 0.999)
+    CHOICES = dict(generator=('mlp', 'conv'), e_act=('lrelu', 'gelu', 'silu'), negatives=('shortrun', 'persistent'))
 
 NCE_PRESETS = {
     # CPU-sized MNIST, the same generator and chains as LEBM's mnist_cpu; 4 stages x 300 iterations. lr_f = 5e-4:
@@ -107,17 +109,11 @@ NCE_PRESETS = {
                       prior_steps=5, post_steps=5),
 }
 
-def get_nce_config(preset:str, **overrides)->NCEConfig:
-    "A preset with some fields replaced (`use_ebm=False`: the Gaussian-prior ablation); unknown names are errors."
-    return from_preset(NCE_PRESETS, preset, 'NCE', **overrides)
-
 # %% ../../nbs/33_nce.ipynb #521d8e5e
-class MultiStageNCE(Method):
+class MultiStageNCE(LatentMethod):
     "Generator with a latent prior $\\mathcal N(0, I)\\prod_k e^{f_k}$ learned by adaptive multi-stage NCE."
     def __init__(self, cfg:NCEConfig):
         super().__init__()
-        if cfg.negatives not in ('shortrun', 'persistent'):
-            raise LebmError(f"negatives must be 'shortrun' or 'persistent', got {cfg.negatives!r}")
         self.cfg = cfg
         K = cfg.n_stages if cfg.use_ebm else 0
         self.G = make_generator(cfg.generator, cfg.nz, cfg.img_shape, cfg.gen_width)
@@ -152,19 +148,22 @@ class MultiStageNCE(Method):
         return None if (k >= self.n_stages or bool(self.stopped)) else k
 
 # %% ../../nbs/33_nce.ipynb #e0bb8cab
+@patch
 def prior_potential(self:MultiStageNCE, z:Tensor, upto:int|None=None)->Tensor:
     "$-\\log p_k(z)$ up to a constant, `(B,)`: $-\\sum_{j<k} f_j(z) + \\lVert z\\rVert^2/2\\sigma_0^2$."
     return self.ratios(z, upto) + self.prior.reference.potential(z)
 
+@patch
 def prior_sample_z(self:MultiStageNCE, n:int, n_steps:int|None=None, step_size:float|None=None,
                    upto:int|None=None, z0:Tensor|None=None)->Tensor:
     "$z\\sim p_k$: exact for $k=0$, else short-run Langevin from the reference (or `z0`), `(n, nz)`."
     c, k = self.cfg, (self.stage if upto is None else upto)
-    if z0 is None: z0 = self.prior.init(n, device=next(self.G.parameters()).device)
+    if z0 is None: z0 = self.prior.init(n, device=self.device)
     if k == 0: return z0
     return ula(lambda z: self.prior_potential(z, k), z0, c.prior_steps if n_steps is None else n_steps,
                c.prior_step_size if step_size is None else step_size)[0]
 
+@patch
 def posterior_sample_z(self:MultiStageNCE, x:Tensor, n_steps:int|None=None, step_size:float|None=None,
                        z0:Tensor|None=None, upto:int|None=None)->Tensor:
     "$z^+$: short-run Langevin on $p(z|x) \\propto p(x|z)\\,p_k(z)$ from the encoder, the reference, or `z0`, `(B, nz)`."
@@ -173,10 +172,8 @@ def posterior_sample_z(self:MultiStageNCE, x:Tensor, n_steps:int|None=None, step
     U = posterior_potential(x, self.G, self.obs, lambda z: self.prior_potential(z, k))
     return ula(U, z0, c.post_steps if n_steps is None else n_steps, c.post_step_size if step_size is None else step_size)[0]
 
-MultiStageNCE.prior_potential, MultiStageNCE.prior_sample_z = prior_potential, prior_sample_z
-MultiStageNCE.posterior_sample_z = posterior_sample_z
-
 # %% ../../nbs/33_nce.ipynb #a392988e
+@patch
 def negatives(self:MultiStageNCE, n:int, k:int)->Tensor:
     "`n` draws from the stage prior $p_k$, `(n, nz)`."
     if k == 0 or self.cfg.negatives == 'shortrun': return self.prior_sample_z(n, upto=k)
@@ -187,9 +184,8 @@ def negatives(self:MultiStageNCE, n:int, k:int)->Tensor:
     buf.push(idx, z); self.chains = buf.x
     return z
 
-MultiStageNCE.negatives = negatives
-
 # %% ../../nbs/33_nce.ipynb #00d6f6fd
+@patch
 def _end_stage(self:MultiStageNCE, k:int):
     "Freeze $f_k$: record its held-out statistics, add it to the prior, apply the stopping rule."
     n = self.acc_n[k].clamp(min=1)
@@ -197,22 +193,23 @@ def _end_stage(self:MultiStageNCE, k:int):
     self.ratios.n_active += 1
     if self.cfg.stop_acc > 0 and self.stage_acc[k] < self.cfg.stop_acc: self.stopped.fill_(True)
 
+@patch
 def train_step(self:MultiStageNCE, x:Tensor)->dict[str, Tensor]:
     "One iteration of the stage loop: posterior and prior samples, an NCE step on $f_k$, a generator step."
     c, B, k = self.cfg, x.shape[0], self.training_stage
     z_pos = self.posterior_sample_z(x)
     x_hat = self.dp('G')(z_pos)
     loss_g = self.obs.nll(x, x_hat).mean()
-    self.opt_g.zero_grad(set_to_none=True); loss_g.backward(); self.opt_g.step()
+    self.update(self.opt_g, loss_g)
     out = dict(loss_g=loss_g.detach(), mse=(x_hat.detach() - x).pow(2).mean(), z_pos_norm=z_pos.norm(dim=1).mean())
     if self.Q is not None:
         loss_q = (self.dp('Q')(x) - z_pos).pow(2).sum(1).mean()/2
-        self.opt_q.zero_grad(set_to_none=True); loss_q.backward(); self.opt_q.step(); out['loss_q'] = loss_q.detach()
+        self.update(self.opt_q, loss_q); out['loss_q'] = loss_q.detach()
     if k is not None:
         z_neg = self.negatives(B, k)
         logits = self.dp('ratios')(torch.cat([z_pos, z_neg]), stage=k)     # one forward: DDP needs one per backward
         loss_f, acc = nce_loss(logits[:B], logits[B:])
-        self.opt_f.zero_grad(set_to_none=True); loss_f.backward(); self.opt_f.step()
+        self.update(self.opt_f, loss_f)
         pos_in_stage = int(self.it) - k*c.iters_per_stage
         if pos_in_stage >= int(c.iters_per_stage*(1 - c.acc_window)):
             self.acc_sum[k] += acc; self.loss_sum[k] += loss_f.detach(); self.acc_n[k] += 1
@@ -222,27 +219,17 @@ def train_step(self:MultiStageNCE, x:Tensor)->dict[str, Tensor]:
     out['stage'] = self.ratios.n_active.float()
     return out
 
-MultiStageNCE._end_stage, MultiStageNCE.train_step = _end_stage, train_step
-
 # %% ../../nbs/33_nce.ipynb #2e814345
-@torch.no_grad()
-def sample(self:MultiStageNCE, n:int)->Tensor:
-    "Images from the model: prior samples (all frozen stages), then the generator."
-    return self.G(self.prior_sample_z(n))
+@patch(as_prop=True)
+def latent_dim(self:MultiStageNCE)->int: return self.cfg.nz
 
-@torch.no_grad()
-def reconstruct(self:MultiStageNCE, x:Tensor)->Tensor:
-    "Images decoded from posterior samples of `x`."
-    return self.G(self.posterior_sample_z(x))
+@patch
+def decode(self:MultiStageNCE, z:Tensor)->Tensor: return self.G(z)
 
-@torch.no_grad()
-def anomaly_score(self:MultiStageNCE, x:Tensor, w:float|None=None)->Tensor:
-    "$-\\log \\tilde p(x, \\hat z)$ at a posterior sample, `(B,)`; higher = more anomalous."
-    z = self.posterior_sample_z(x)
-    w = 1/(2*self.cfg.sigma**2) if w is None else w
-    return w*(x - self.G(z)).flatten(1).pow(2).sum(1) + self.prior_potential(z)
-
-MultiStageNCE.sample, MultiStageNCE.reconstruct, MultiStageNCE.anomaly_score = sample, reconstruct, anomaly_score
+@patch
+def infer_z(self:MultiStageNCE, x:Tensor)->Tensor:
+    "$\\hat z$: a posterior sample under the prior of every frozen stage (`posterior_sample_z`)."
+    return self.posterior_sample_z(x)
 
 # %% ../../nbs/33_nce.ipynb #fa54d7b0
 @torch.no_grad()
