@@ -61,3 +61,12 @@ def test_bench_json_and_table(lebm, root):
     assert r.returncode == 0 and 'matmul' in r.stdout
     r = run(lebm + ['bench', 'nope'], root)
     assert r.returncode == 2 and 'available:' in r.stderr
+
+def test_bench_methods_quick_json(lebm, root):
+    from latent_ebm_nb.methods import METHODS
+    r = run(lebm + ['bench', 'methods', '--quick', '--json'], root)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout)
+    assert res['name'] == 'methods' and [row['method'] for row in res['rows']] == list(METHODS)
+    assert all(row['s/iter'] > 0 and row['params'] > 0 for row in res['rows'])
+    assert any('only ratios within one run compare' in n for n in res['notes'])
