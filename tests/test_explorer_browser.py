@@ -1,4 +1,4 @@
-"""The explore notebook in a real browser: JupyterLab started here, headless Chromium, a slider moved.
+"""The explorer in a real browser: JupyterLab started here, headless Chromium, `nbs/runs/explore.ipynb` run, a slider moved.
 
 Starts `jupyter-lab` on 127.0.0.1 with a random token and temporary settings/workspace folders (a settings override
 silences the news toast), opens a copy of `nbs/runs/explore.ipynb` in headless Chromium (Debian's `/usr/bin/chromium`

@@ -1,0 +1,123 @@
+"The explorer (`latent_ebm_nb.explorer`): its callbacks driven without a browser, and every registered method's run opened."
+import io, json
+import numpy as np, torch, pytest
+from PIL import Image
+
+from latent_ebm_nb.explorer import (TrajectoryExplorer, LayerEnergyViewer, TrajectoryView, Subject, target_subject,
+                                    compute_trajectory, open_run, example_run, two_layer_demo, DEFAULT_BOX)
+from latent_ebm_nb.latent import LatentMethod
+from latent_ebm_nb.methods import METHODS, load_run
+from latent_ebm_nb.targets2d import get_target
+from latent_ebm_nb.trainer import Trainer
+
+
+@pytest.fixture(scope='module')
+def ex():
+    return TrajectoryExplorer('8gaussians', sampler='ula', n_steps=30, step_size=0.2, n_chains=60, seed=0, runs=[])
+
+
+def _png_size(b): return Image.open(io.BytesIO(b)).size
+
+
+def test_step_slider_moves_chains(ex):
+    for k in (0, 7, 30, 12):
+        ex.step.value = k
+        np.testing.assert_array_equal(ex.view.positions, ex.rec.x[k].numpy())
+        assert ex.view.cursors[0].get_xdata()[0] == k
+    n = ex.view.bf.n_full
+    f1 = ex.image.value; ex.step.value = 13; assert ex.image.value != f1
+    assert ex.view.bf.n_full == n, "scrubbing must not redraw the background"
+
+
+def test_settings_recompute(ex):
+    ex.step.value = 10
+    rec = ex.rec
+    ex.step_size.value = 0.05
+    assert ex.rec is not rec and ex.rec.settings['step_size'] == 0.05
+    np.testing.assert_array_equal(ex.view.positions, ex.rec.x[10].numpy())
+    ex.sampler.value = 'mala'; assert ex.rec.sampler == 'mala' and ex.rec.accept.mean() < 1
+    ex.n_steps.value = 20; assert ex.rec.n_steps == 20 and ex.step.max == 20 and ex.play.max == 20
+    ex.n_chains.value = 40; assert ex.rec.n_chains == 40 and ex.chain.max == 39
+    x = ex.rec.x.clone(); ex.seed.value = 5; assert not torch.equal(x, ex.rec.x)
+
+
+def test_multilevel_samplers(ex):
+    ex.source.value = '8gaussians'
+    for smp in ('replica_exchange', 'recovery'):
+        ex.sampler.value = smp
+        assert ex.rec.sampler == smp and ex.rec.level is not None
+        assert ex.view.traces[-1][0] == 'level'
+
+
+def test_chain_selection(ex):
+    ex.chain.value = 3
+    assert ex.view.chain == 3
+    k = ex.step.value
+    np.testing.assert_array_equal(ex.view.path.get_xydata()[-1], ex.rec.x[k, 3].numpy())
+
+
+def test_shipped_checkpoint():
+    sub = open_run(example_run())
+    assert sub.kind == 'latent' and sub.decode is not None and 'replica_exchange' in sub.samplers
+    ex = TrajectoryExplorer(str(example_run()), sampler='mala', n_steps=20, step_size=0.4, n_chains=30)
+    assert ex.view.latent and ex.view.images is not None
+    ex.step.value = 20
+    np.testing.assert_allclose(ex.view.positions, ex.view.xy[20].numpy())
+    assert _png_size(ex.image.value)[0] > 500
+
+
+def test_source_switch_updates_samplers():
+    ex = TrajectoryExplorer('8gaussians', sampler='recovery', n_steps=12, n_chains=20)
+    ex.source.value = 'lebm_tiny (checkpoint)'
+    assert list(ex.sampler.options) == ['ula', 'mala', 'replica_exchange'] and ex.sampler.value == 'ula'
+    assert ex.rec.x.shape[-1] == 4
+
+
+def test_latent_view_without_decoder():
+    sub = Subject('gauss', lambda z: z.pow(2).sum(1), 3, lambda n, g: torch.randn(n, 3, generator=g), kind='latent')
+    rec = compute_trajectory(sub, 'ula', n_steps=5, n_chains=8)
+    v = TrajectoryView(rec, sub).show(3)
+    assert v.latent and v.images is None and v.positions.shape == (8, 2)
+
+
+def test_inline_render():
+    ex = TrajectoryExplorer('gmm', n_steps=10, n_chains=20, render='inline', runs=[])
+    ex.step.value = 4
+    assert ex.n_renders >= 2 and ex.view.step == 4
+
+
+def test_layer_viewer():
+    lv = LayerEnergyViewer(**two_layer_demo(n=200, n_steps=40))
+    lv.step.value = 25
+    assert all(c.get_xdata()[0] == 25 for c in lv.view.cursors)
+    f = lv.image.value; lv.bins.value = 10; assert lv.image.value != f and lv.view.bins == 10
+    lv.chain.value = 7; assert lv.view.chain_index == 7
+    # the interface without a chain: histograms only
+    lv2 = LayerEnergyViewer([lambda z: z[:, 0], lambda z: z[:, 1]], torch.randn(100, 2), torch.randn(100, 2) + 1)
+    assert lv2.view.e_chain is None and lv2.step.disabled
+
+
+@pytest.mark.parametrize('name', list(METHODS))
+def test_every_registered_method_opens(name, tmp_path):
+    "A run of each registered method (its test preset, two steps) opens through the registry, samples, draws, decodes."
+    spec = METHODS[name]; cfg = spec.config(spec.test_preset)
+    torch.manual_seed(0)
+    two_d = len(getattr(cfg, 'img_shape', None) or cfg.shape) == 1
+    data = spec.random_batch(800 if two_d else 40, cfg, seed=0)     # 2D: enough points for a persistent buffer
+    Trainer(spec.build(cfg), data, steps=2, batch_size=10, out=tmp_path, progress=False).fit()
+    s = open_run(tmp_path)
+    assert tmp_path.name in s.name and name in s.name and 'step 2' in s.name, s.name
+    z = s.init(6, torch.Generator().manual_seed(0))
+    assert z.shape == (6, s.dim) and torch.isfinite(s.potential(z)).all()
+    rec = compute_trajectory(s, 'mala', n_steps=3, step_size=0.01, n_chains=4)
+    assert rec.x.shape == (4, 4, s.dim) and torch.isfinite(rec.energy).all()
+    assert _png_size(TrajectoryView(rec, s).show(2).png())[0] > 500
+    if isinstance(load_run(tmp_path), LatentMethod):
+        assert s.kind == 'latent' and s.decode(z).shape == (6, *cfg.img_shape)
+    elif tuple(cfg.shape) == (2,):
+        assert s.kind == '2d' and s.box == DEFAULT_BOX            # no params.json: a box holding every target
+        (tmp_path/'params.json').write_text(json.dumps({'notebook': 'train_daebm', 'params': {'dataset': 'moons'}}))
+        assert open_run(tmp_path).box == get_target('moons').box  # the run's target, from its data parameters
+    else:
+        assert s.kind == 'latent' and s.dim == int(np.prod(cfg.shape))
+        if len(cfg.shape) == 3: assert s.decode(z).shape == (6, *cfg.shape)
