@@ -14,7 +14,7 @@ __all__ = ['main']
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='lebm', description='latent_ebm_nb: run notebooks, benchmarks and docs')
     sub = p.add_subparsers(dest='cmd', required=True, metavar='{list,run,bench,docs,readme}')
-    sub.add_parser('list', help='runnable notebooks and their parameters')
+    sub.add_parser('list', help='registered methods (presets, run notebooks), then runnable notebooks and their parameters')
     r = sub.add_parser('run', help='execute a run notebook with papermill into a run directory')
     r.add_argument('name', help='run notebook (see `lebm list`)')
     r.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('KEY', 'VALUE'),
@@ -34,6 +34,9 @@ def _parser()->argparse.ArgumentParser:
 
 # %% ../nbs/50_cli.ipynb #ddb666a9
 def _cmd_list(a):
+    from latent_ebm_nb.methods import describe_methods
+    print(f"methods (set one with -p method NAME, its preset with -p preset, settings with -p options 'a=1,b=2'):\n{describe_methods()}\n")
+    print("run notebooks:\n")
     for n in runs.list_notebooks():
         print(f"{n}\n{runs.describe_params(runs.notebook_params(n))}\n")
 

@@ -11,8 +11,8 @@ from .core import LebmError, project_root, atomic_write_json
 
 # %% auto #0
 __all__ = ['ParamError', 'RunFailed', 'runs_dir', 'list_notebooks', 'Param', 'notebook_path', 'notebook_params', 'coerce_value',
-           'describe_params', 'validate_params', 'save_metrics', 'save_figure', 'save_image_grid', 'default_out',
-           'run_notebook']
+           'describe_params', 'validate_params', 'method_settings', 'validate_method', 'save_metrics', 'save_figure',
+           'save_image_grid', 'default_out', 'run_notebook']
 
 # %% ../nbs/41_runs.ipynb #db250683
 class ParamError(LebmError):
@@ -95,6 +95,29 @@ def validate_params(name:str, overrides:dict[str, Any], root:Path|None=None)->di
         raise ParamError('; '.join(bad) + f"\nValid parameters of {name!r}:\n{describe_params(params)}")
     return out
 
+# %% ../nbs/41_runs.ipynb #19b1b31e
+def method_settings(name:str, params:dict[str, Any])->tuple[Any, dict]|None:
+    "(method spec, config keyword arguments) of run notebook `name` with resolved `params`; None if it trains no registered method."
+    from latent_ebm_nb.methods import get_method, methods_for
+    from latent_ebm_nb.config import ConfigError, config_fields
+    if 'method' in params:
+        spec = get_method(params['method'])
+        if name not in spec.notebooks:
+            ok = ', '.join(s.name for s in methods_for(name))
+            raise ConfigError(f"method {spec.name!r} does not run in notebook {name!r}; methods it runs: {ok}")
+    else:
+        specs = methods_for(name)
+        if len(specs) != 1: return None
+        spec = specs[0]
+    fields = config_fields(spec.config_class)
+    kw = {k: v for k, v in params.items() if k in fields and v is not None}
+    return spec, dict(preset=params.get('preset') or None, options=params.get('options', ''), **kw)
+
+def validate_method(name:str, params:dict[str, Any])->Any:
+    "Build (and so check) the config run notebook `name` will make from `params`; returns it (None: no registered method)."
+    ms = method_settings(name, params)
+    return None if ms is None else ms[0].config(**ms[1])
+
 # %% ../nbs/41_runs.ipynb #207c76f9
 def save_metrics(metrics:dict, path:str|Path='metrics.json')->Path:
     "Write a run's metrics (tensors and NumPy scalars become numbers) atomically."
@@ -129,9 +152,10 @@ def run_notebook(name:str,                   # a run notebook in nbs/runs/
     import papermill as pm
     from latent_ebm_nb import __version__
     params = validate_params(name, params or {}, root)          # before anything is created or executed
+    resolved = {k: p.default for k, p in notebook_params(name, root).items()} | params
+    validate_method(name, resolved)                             # the method, its preset and options: also before
     src, out = notebook_path(name, root), Path(out or default_out(name, root)).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    resolved = {k: p.default for k, p in notebook_params(name, root).items()} | params
     meta = dict(notebook=name, params=resolved, overrides=params, version=__version__, started=time.time())
     atomic_write_json(meta, out/'params.json')
     dst = out/f'{name}.ipynb'
