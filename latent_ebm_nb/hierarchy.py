@@ -6,6 +6,7 @@ import math
 from typing import Callable
 import torch
 from torch import nn, Tensor
+from fastcore.basics import patch
 from .core import LebmError
 
 # %% auto #0
@@ -15,12 +16,7 @@ __all__ = ['mlp', 'CondGaussian', 'GaussianHierarchy', 'diag_normal_logpdf', 'La
 # %% ../nbs/22_hierarchy.ipynb #3fa823bb
 _ACTS = {'lrelu': lambda: nn.LeakyReLU(0.2), 'gelu': nn.GELU, 'silu': nn.SiLU}
 
-def _method(cls, name:str|None=None):
-    "Attach the decorated `_name` function to `cls` as method `name` (a dependency-free `fastcore.patch`)."
-    def deco(f):
-        f.__name__ = n = name or f.__name__.lstrip('_'); f.__qualname__ = f"{cls.__name__}.{n}"
-        setattr(cls, n, f); return f
-    return deco
+
 
 # %% ../nbs/22_hierarchy.ipynb #677b78c8
 def mlp(d_in:int,        # input size
@@ -75,16 +71,16 @@ class GaussianHierarchy(nn.Module):
     def d(self)->int: return sum(self.dims)
 
 # %% ../nbs/22_hierarchy.ipynb #d20863e2
-@_method(GaussianHierarchy)
-def _split(self:GaussianHierarchy, z:Tensor)->list[Tensor]:
+@patch
+def split(self:GaussianHierarchy, z:Tensor)->list[Tensor]:
     "The flat latent `(B, sum(dims))` as a list of layers `[(B, d_1), ..., (B, d_L)]`, bottom first."
     if z.ndim != 2 or z.shape[1] != self.d:
         raise LebmError(f"a flat hierarchy latent must have shape (B, {self.d}) for layer sizes {self.dims}; got {tuple(z.shape)}")
     return list(z.split(self.dims, dim=1))
 
 # %% ../nbs/22_hierarchy.ipynb #9df14d08
-@_method(GaussianHierarchy)
-def _cat(self:GaussianHierarchy, zs:list[Tensor])->Tensor:
+@patch
+def cat(self:GaussianHierarchy, zs:list[Tensor])->Tensor:
     "Layers `[(B, d_1), ..., (B, d_L)]` concatenated into the flat latent `(B, sum(dims))`."
     if len(zs) != self.L: raise LebmError(f"expected {self.L} layers (sizes {self.dims}), got {len(zs)}")
     for i, (z, d) in enumerate(zip(zs, self.dims)):
@@ -93,8 +89,8 @@ def _cat(self:GaussianHierarchy, zs:list[Tensor])->Tensor:
     return torch.cat(zs, dim=1)
 
 # %% ../nbs/22_hierarchy.ipynb #79646f60
-@_method(GaussianHierarchy)
-def _to_z(self:GaussianHierarchy, eps:Tensor, # flat $\varepsilon$ `(B, sum(dims))`
+@patch
+def to_z(self:GaussianHierarchy, eps:Tensor, # flat $\varepsilon$ `(B, sum(dims))`
          )->Tensor:                           # flat $z = T_\beta(\varepsilon)$, same shape
     "$T_\\beta$: whitened noise to latents, top-down."
     es = self.split(eps)
@@ -105,21 +101,24 @@ def _to_z(self:GaussianHierarchy, eps:Tensor, # flat $\varepsilon$ `(B, sum(dims
     return torch.cat(zs, dim=1)
 
 # %% ../nbs/22_hierarchy.ipynb #21fcc028
-@_method(GaussianHierarchy)
-def _to_eps(self:GaussianHierarchy, z:Tensor)->Tensor:
+@patch
+def to_eps(self:GaussianHierarchy, z:Tensor)->Tensor:
     "$T_\\beta^{-1}$: latents to whitened noise, all layers at once."
     zs = self.split(z)
     es = [(zs[i] - mu)/sig for i in range(self.L-1) for mu, sig in [self.cond[i](zs[i+1])]] + [zs[-1]]
     return torch.cat(es, dim=1)
 
 # %% ../nbs/22_hierarchy.ipynb #a80a7786
-@_method(GaussianHierarchy)
-def _log_det_jacobian(self:GaussianHierarchy, eps:Tensor)->Tensor:
+@patch
+def log_det_jacobian(self:GaussianHierarchy, eps:Tensor)->Tensor:
     "$\\log|\\det \\partial T_\\beta/\\partial\\varepsilon|$ at $\\varepsilon$, `(B,)`."
     zs = self.split(self.to_z(eps))
     return sum((self.cond[i](zs[i+1])[1].log().sum(1) for i in range(self.L-1)), eps.new_zeros(eps.shape[0]))
 
-GaussianHierarchy.forward = _to_z  # `h(eps)` is T(eps)
+@patch
+def forward(self:GaussianHierarchy, eps:Tensor)->Tensor:
+    "`h(eps)` is $T_\\beta(\\varepsilon)$ (`to_z`)."
+    return self.to_z(eps)
 
 # %% ../nbs/22_hierarchy.ipynb #8126e877
 _LOG2PI = math.log(2*math.pi)
@@ -130,34 +129,34 @@ def diag_normal_logpdf(z:Tensor, mu:Tensor|float, sig:Tensor|float)->Tensor:
     return (-0.5*((z - mu)/sig)**2 - logsig - 0.5*_LOG2PI).sum(-1)
 
 # %% ../nbs/22_hierarchy.ipynb #b3a7f33a
-@_method(GaussianHierarchy)
-def _layer_log_probs(self:GaussianHierarchy, z:Tensor)->Tensor:
+@patch
+def layer_log_probs(self:GaussianHierarchy, z:Tensor)->Tensor:
     "$\\ell_i(z) = \\log p(z_i \\mid z_{i+1})$ for every layer, `(B, L)`, bottom first."
     zs = self.split(z)
     lps = [diag_normal_logpdf(zs[i], *self.cond[i](zs[i+1])) for i in range(self.L-1)]
     return torch.stack(lps + [diag_normal_logpdf(zs[-1], 0., 1.)], dim=1)
 
-@_method(GaussianHierarchy)
-def _layer_logprob(self:GaussianHierarchy, i:int, z:Tensor)->Tensor:
+@patch
+def layer_logprob(self:GaussianHierarchy, i:int, z:Tensor)->Tensor:
     "One layer's $\\ell_i(z)$, `(B,)`; `i` is 0-based (0 = bottom, L-1 = top's $\\mathcal N(0, I)$)."
     if not -self.L <= i < self.L: raise LebmError(f"layer index {i} out of range for {self.L} layers")
     zs = self.split(z); i = i % self.L
     return diag_normal_logpdf(zs[i], *self.cond[i](zs[i+1])) if i < self.L-1 else diag_normal_logpdf(zs[i], 0., 1.)
 
 # %% ../nbs/22_hierarchy.ipynb #eb1ad5d9
-@_method(GaussianHierarchy)
-def _log_prob(self:GaussianHierarchy, z:Tensor)->Tensor:
+@patch
+def log_prob(self:GaussianHierarchy, z:Tensor)->Tensor:
     "Normalised $\\log p_\\beta(z)$, `(B,)`."
     return self.layer_log_probs(z).sum(1)
 
-@_method(GaussianHierarchy)
-def _potential(self:GaussianHierarchy, z:Tensor)->Tensor:
+@patch
+def potential(self:GaussianHierarchy, z:Tensor)->Tensor:
     "$U(z) = -\\log p_\\beta(z)$, `(B,)`: the Gaussian hierarchy as a sampler's target."
     return -self.log_prob(z)
 
 # %% ../nbs/22_hierarchy.ipynb #a64a3163
-@_method(GaussianHierarchy)
-def _sample(self:GaussianHierarchy, n:int, # number of samples
+@patch
+def sample(self:GaussianHierarchy, n:int, # number of samples
             generator:torch.Generator|None=None, device=None,
             return_eps:bool=False,         # also return the $\varepsilon$ that made them
            )->Tensor|tuple[Tensor, Tensor]:
@@ -168,8 +167,8 @@ def _sample(self:GaussianHierarchy, n:int, # number of samples
     z = self.to_z(eps)
     return (z, eps) if return_eps else z
 
-@_method(GaussianHierarchy)
-def _init(self:GaussianHierarchy, n:int, generator:torch.Generator|None=None, device=None)->Tensor:
+@patch
+def init(self:GaussianHierarchy, n:int, generator:torch.Generator|None=None, device=None)->Tensor:
     "Chain starting points: $\\mathcal N(0, I)$ on every layer, flat `(n, sum(dims))` (valid in $z$ and in $\\varepsilon$)."
     return torch.randn(n, self.d, generator=generator, device=device)
 
@@ -202,22 +201,22 @@ def _check(self:LayerwiseEnergy, z:Tensor):
     if z.ndim != 2 or z.shape[1] != sum(self.dims):
         raise LebmError(f"LayerwiseEnergy for layer sizes {self.dims} needs a flat latent (B, {sum(self.dims)}); got {tuple(z.shape)}")
 
-@_method(LayerwiseEnergy, 'per_layer')
-def _le_per_layer(self:LayerwiseEnergy, z:Tensor)->Tensor:
+@patch
+def per_layer(self:LayerwiseEnergy, z:Tensor)->Tensor:
     "The layer terms $e_i(z_i)$, `(B, L)` (zeros when `layerwise=False`)."
     _check(self, z)
     if self.layers is None: return z.new_zeros(z.shape[0], len(self.dims))
     return torch.stack([e(zi).squeeze(1) for e, zi in zip(self.layers, z.split(self.dims, 1))], dim=1)
 
 # %% ../nbs/22_hierarchy.ipynb #5160bad9
-@_method(LayerwiseEnergy, 'joint_term')
-def _le_joint(self:LayerwiseEnergy, z:Tensor)->Tensor:
+@patch
+def joint_term(self:LayerwiseEnergy, z:Tensor)->Tensor:
     "The joint term $e_J$ on the concatenation, `(B,)` (zeros when `joint=False`)."
     _check(self, z)
     return z.new_zeros(z.shape[0]) if self.joint is None else self.joint(z).squeeze(1)
 
-@_method(LayerwiseEnergy, 'forward')
-def _le_forward(self:LayerwiseEnergy, z:Tensor)->Tensor:
+@patch
+def forward(self:LayerwiseEnergy, z:Tensor)->Tensor:
     "Total energy `(B,)`."
     return self.per_layer(z).sum(1) + self.joint_term(z)
 
@@ -236,19 +235,19 @@ class TiltedHierarchy(nn.Module):
     def _E(self, z:Tensor)->Tensor: return z.new_zeros(z.shape[0]) if self.energy is None else self.energy(z)
 
 # %% ../nbs/22_hierarchy.ipynb #05fe8edd
-@_method(TiltedHierarchy)
-def _potential(self:TiltedHierarchy, z:Tensor)->Tensor:
+@patch
+def potential(self:TiltedHierarchy, z:Tensor)->Tensor:
     "$U(z) = E(z) - \\log p_\\beta(z)$, `(B,)`."
     return self._E(z) - self.hierarchy.log_prob(z)
 
-@_method(TiltedHierarchy)
-def _eps_potential(self:TiltedHierarchy, eps:Tensor)->Tensor:
+@patch
+def eps_potential(self:TiltedHierarchy, eps:Tensor)->Tensor:
     "$U_\\varepsilon(\\varepsilon) = E(T_\\beta(\\varepsilon)) + \\lVert\\varepsilon\\rVert^2/2$, `(B,)`."
     self.hierarchy.split(eps)  # shape check
     return self._E(self.hierarchy.to_z(eps)) + 0.5*eps.pow(2).sum(1)
 
-@_method(TiltedHierarchy)
-def _init(self:TiltedHierarchy, n:int, generator:torch.Generator|None=None, device=None)->Tensor:
+@patch
+def init(self:TiltedHierarchy, n:int, generator:torch.Generator|None=None, device=None)->Tensor:
     "Chain starting points, $\\mathcal N(0, I)$ (for $z$- or $\\varepsilon$-space chains)."
     return self.hierarchy.init(n, generator, device)
 
@@ -265,20 +264,20 @@ class HierarchicalGenerator(nn.Module):
         self.hierarchy, self.decoder, self.obs, self.decoder_input = hierarchy, decoder, obs, decoder_input
 
 # %% ../nbs/22_hierarchy.ipynb #b3af4f51
-@_method(HierarchicalGenerator)
-def _decode(self:HierarchicalGenerator, z:Tensor)->Tensor:
+@patch
+def decode(self:HierarchicalGenerator, z:Tensor)->Tensor:
     "$g$ applied to the flat latent `(B, sum(dims))`: the mean of $p(x \\mid z)$."
     zs = self.hierarchy.split(z)
     return self.decoder(zs[0] if self.decoder_input == 'bottom' else z)
 
-@_method(HierarchicalGenerator)
-def _nll(self:HierarchicalGenerator, x:Tensor, z:Tensor)->Tensor:
+@patch
+def nll(self:HierarchicalGenerator, x:Tensor, z:Tensor)->Tensor:
     "$-\\log p(x \\mid z)$ per sample, `(B,)` (without the constant)."
     return self.obs.nll(x, self.decode(z))
 
 # %% ../nbs/22_hierarchy.ipynb #a570e9db
-@_method(HierarchicalGenerator, 'posterior_potential')
-def _posterior_potential(self:HierarchicalGenerator, x:Tensor, # observed batch `(B, ...)`
+@patch
+def posterior_potential(self:HierarchicalGenerator, x:Tensor, # observed batch `(B, ...)`
                          energy:nn.Module|None=None, # the prior's energy on the flat latent; None: Gaussian hierarchy
                          temperature:float=1.0,      # scales the likelihood term
                         )->Callable[[Tensor], Tensor]:
@@ -286,16 +285,16 @@ def _posterior_potential(self:HierarchicalGenerator, x:Tensor, # observed batch 
     prior = TiltedHierarchy(self.hierarchy, energy)
     return lambda z: temperature*self.nll(x, z) + prior.potential(z)
 
-@_method(HierarchicalGenerator, 'eps_posterior_potential')
-def _eps_posterior_potential(self:HierarchicalGenerator, x:Tensor, energy:nn.Module|None=None, temperature:float=1.0
+@patch
+def eps_posterior_potential(self:HierarchicalGenerator, x:Tensor, energy:nn.Module|None=None, temperature:float=1.0
                             )->Callable[[Tensor], Tensor]:
     "$\\varepsilon \\mapsto -\\log p(x|T(\\varepsilon)) + E(T(\\varepsilon)) + \\lVert\\varepsilon\\rVert^2/2$ for a fixed batch."
     prior = TiltedHierarchy(self.hierarchy, energy)
     return lambda eps: temperature*self.nll(x, self.hierarchy.to_z(eps)) + prior.eps_potential(eps)
 
 # %% ../nbs/22_hierarchy.ipynb #5603a2c2
-@_method(HierarchicalGenerator, 'sample')
-def _gen_sample(self:HierarchicalGenerator, n:int, generator:torch.Generator|None=None)->tuple[Tensor, Tensor]:
+@patch
+def sample(self:HierarchicalGenerator, n:int, generator:torch.Generator|None=None)->tuple[Tensor, Tensor]:
     "Decoder means and the ancestral latents they came from: `(x_mean, z)`."
     z = self.hierarchy.sample(n, generator)
     return self.decode(z), z
@@ -329,8 +328,8 @@ class HierarchicalEncoder(nn.Module):
         return mu, (self.clamp*torch.tanh(logsig/self.clamp)).exp()
 
 # %% ../nbs/22_hierarchy.ipynb #da0395a2
-@_method(HierarchicalEncoder, 'forward')
-def _enc_forward(self:HierarchicalEncoder, x:Tensor, # data `(B, *x_shape)`
+@patch
+def forward(self:HierarchicalEncoder, x:Tensor, # data `(B, *x_shape)`
                  sample:bool=True,                   # False: the chain on the means (then `log q` is at the means)
                 )->tuple[Tensor, Tensor]:
     "A reparameterised $z \\sim q(z \\mid x)$, flat `(B, sum(dims))`, and $\\log q(z \\mid x)$, `(B,)`."
@@ -342,20 +341,20 @@ def _enc_forward(self:HierarchicalEncoder, x:Tensor, # data `(B, *x_shape)`
         zs.append(z); lq = lq + diag_normal_logpdf(z, mu, sig)
     return torch.cat(zs, 1), lq
 
-@_method(HierarchicalEncoder, 'mean')
-def _enc_mean(self:HierarchicalEncoder, x:Tensor)->Tensor:
+@patch
+def mean(self:HierarchicalEncoder, x:Tensor)->Tensor:
     "The point estimate: every layer at its conditional mean given the means below, flat `(B, sum(dims))`."
     return self(x, sample=False)[0]
 
-@_method(HierarchicalEncoder, 'log_prob')
-def _enc_log_prob(self:HierarchicalEncoder, x:Tensor, z:Tensor)->Tensor:
+@patch
+def log_prob(self:HierarchicalEncoder, x:Tensor, z:Tensor)->Tensor:
     "$\\log q(z \\mid x)$ of a given flat $z$, `(B,)`."
     h, zs = self.trunk(x), list(z.split(self.dims, 1))
     return sum(diag_normal_logpdf(zs[i], *self._gauss(i, h, zs[i-1] if i else None)) for i in range(len(self.dims)))
 
 # %% ../nbs/22_hierarchy.ipynb #d590c25f
-@_method(HierarchicalGenerator, 'elbo')
-def _elbo(self:HierarchicalGenerator, x:Tensor,        # data `(B, ...)`
+@patch
+def elbo(self:HierarchicalGenerator, x:Tensor,        # data `(B, ...)`
           q:nn.Module,                                 # inference model: `q(x) -> (z, log q(z|x))`, e.g. `HierarchicalEncoder`
           energy:nn.Module|None=None,                  # the prior's energy; None: the normalised Gaussian hierarchy
           const:bool=False,                            # include the likelihood's normalising constant

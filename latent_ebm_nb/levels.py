@@ -2,6 +2,7 @@
 
 # %% ../nbs/12_levels.ipynb #998a1cb8
 from __future__ import annotations
+from fastcore.basics import patch
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 import torch
@@ -146,7 +147,8 @@ class PersistentBuffer:
     def __len__(self): return self.x.shape[0]
 
 # %% ../nbs/12_levels.ipynb #6ba7bba5
-def _sample(self:PersistentBuffer, n:int,  # chains to draw
+@patch
+def sample(self:PersistentBuffer, n:int,  # chains to draw
             reinit_prob:float=0.,          # probability of replacing a drawn chain by a fresh one at level T
            )->tuple[Tensor, Tensor, Tensor]: # slot indices `(n,)`, states `(n, ...)`, levels `(n,)`
     "Draw `n` slots uniformly with replacement, re-initialising each with probability `reinit_prob`."
@@ -158,16 +160,16 @@ def _sample(self:PersistentBuffer, n:int,  # chains to draw
         lv = torch.where(fresh, self.n_levels - 1, lv)
     return idx, x, lv
 
-def _push(self:PersistentBuffer, idx:Tensor, x:Tensor, level:Tensor|None=None):
+@patch
+def push(self:PersistentBuffer, idx:Tensor, x:Tensor, level:Tensor|None=None):
     "Write chains back into their slots (the buffer's own storage; callers' tensors are untouched)."
     self.x = self.x.index_copy(0, idx, x.detach())
     if level is not None: self.level = self.level.index_copy(0, idx, level)
 
-def _occupancy(self:PersistentBuffer)->Tensor:
+@patch
+def occupancy(self:PersistentBuffer)->Tensor:
     "`(T+1,)` fraction of slots at each level (should be ~uniform for a trained DA-EBM)."
     return torch.bincount(self.level, minlength=self.n_levels).float() / len(self)
-
-PersistentBuffer.sample, PersistentBuffer.push, PersistentBuffer.occupancy = _sample, _push, _occupancy
 
 # %% ../nbs/12_levels.ipynb #7618394a
 class MGMSStats(NamedTuple):

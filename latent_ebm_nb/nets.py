@@ -2,6 +2,7 @@
 
 # %% ../nbs/13_nets.ipynb #feeb8c18
 from __future__ import annotations
+from fastcore.basics import patch
 import math
 import torch
 from torch import nn, Tensor
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 from .core import LebmError
 
 # %% auto #0
-__all__ = ['timestep_embedding', 'kaiming_init', 'TimeGatedMLP', 'ResNetTemb']
+__all__ = ['ACTIVATIONS', 'timestep_embedding', 'kaiming_init', 'TimeGatedMLP', 'ResNetTemb']
 
 # %% ../nbs/13_nets.ipynb #23af659f
 def timestep_embedding(t:Tensor,  # `(B,)` integer levels
@@ -22,6 +23,7 @@ def timestep_embedding(t:Tensor,  # `(B,)` integer levels
     return torch.cat([a.sin(), a.cos()], 1)
 
 _ACTS = dict(softplus=nn.Softplus, silu=nn.SiLU, relu=nn.ReLU)
+ACTIVATIONS = tuple(_ACTS)   # the `act` names the nets take (the methods' config `CHOICES`)
 
 def kaiming_init(net:nn.Module, act:str='softplus'):
     "Kaiming-normal (fan-in) weights, zero biases; gain 'linear' for smooth activations, 'relu' for ReLU (as DA-EBM)."
@@ -54,6 +56,7 @@ class TimeGatedMLP(nn.Module):
         return [p(e) for p in self.P]
 
 # %% ../nbs/13_nets.ipynb #e4176249
+@patch
 def _trunk(self:TimeGatedMLP, h1:Tensor, g:list[Tensor])->Tensor:
     "The gated layers from $W_1 x$ (any leading shape) and gates broadcastable to it."
     h = self.act(h1 * g[0])
@@ -61,18 +64,18 @@ def _trunk(self:TimeGatedMLP, h1:Tensor, g:list[Tensor])->Tensor:
     h = self.act(self.W[2](h)) * g[2]
     return self.out(h).squeeze(-1)
 
-def _forward(self:TimeGatedMLP, x:Tensor,  # `(B, d)` points
+@patch
+def forward(self:TimeGatedMLP, x:Tensor,  # `(B, d)` points
              t:Tensor|int,                  # `(B,)` long levels, or one int level for all
             )->Tensor:                      # `(B,)` energies U(x, t)
     "U(x, t), one level per sample."
     if not torch.is_tensor(t): t = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
     return self._trunk(self.W[0](x), [g[t] for g in self.gates()])
 
-def _all_levels(self:TimeGatedMLP, x:Tensor)->Tensor:
+@patch
+def all_levels(self:TimeGatedMLP, x:Tensor)->Tensor:
     "`(B, T+1)` energies U(x, t) of every level in one batched pass."
     return self._trunk(self.W[0](x)[:, None], [g[None] for g in self.gates()])
-
-TimeGatedMLP._trunk, TimeGatedMLP.forward, TimeGatedMLP.all_levels = _trunk, _forward, _all_levels
 
 # %% ../nbs/13_nets.ipynb #f6286e9e
 class _ResBlock(nn.Module):

@@ -2,6 +2,7 @@
 
 # %% ../nbs/11_samplers.ipynb #b1c5189a
 from __future__ import annotations
+from fastcore.basics import patch
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 import torch
@@ -40,7 +41,8 @@ def _stacked(name):
     return property(_get, doc=f"Recorded `{name}`, stacked along a new first (snapshot) axis.")
 
 for _n in ('step', 'x', 'energy', 'grad_norm', 'accept', 'level'): setattr(Trajectory, _n, _stacked(_n))
-Trajectory.__len__ = lambda self: len(self._rec['step'])
+@patch
+def __len__(self:Trajectory)->int: return len(self._rec['step'])
 
 # %% ../nbs/11_samplers.ipynb #4ea5b39b
 def mala_log_ratio(energy:Tensor,        # U(x), `(B,)`

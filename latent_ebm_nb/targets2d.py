@@ -2,6 +2,7 @@
 
 # %% ../nbs/02_targets2d.ipynb #a0bff50e
 from __future__ import annotations
+from fastcore.basics import patch
 import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
@@ -47,17 +48,17 @@ class Grid2D:
         return torch.stack([xs.repeat(len(ys)), ys.repeat_interleave(len(xs))], -1)
 
 # %% ../nbs/02_targets2d.ipynb #f7f5517c
-def _refine(self:Grid2D, k:int=2)->Grid2D:
+@patch
+def refine(self:Grid2D, k:int=2)->Grid2D:
     "The same box with cells `k` times smaller."
     return Grid2D(self.box, (self.n[0]*k, self.n[1]*k))
 
-def _widen(self:Grid2D, frac:float=0.25)->Grid2D:
+@patch
+def widen(self:Grid2D, frac:float=0.25)->Grid2D:
     "The same cells plus a margin of whole cells, about `frac` of the box width on each side."
     (hx, hy), (x0, x1, y0, y1) = self.h, self.box
     mx, my = math.ceil(frac*(x1 - x0)/hx - 1e-7), math.ceil(frac*(y1 - y0)/hy - 1e-7)
     return Grid2D((x0 - mx*hx, x1 + mx*hx, y0 - my*hy, y1 + my*hy), (self.n[0] + 2*mx, self.n[1] + 2*my))
-
-Grid2D.refine, Grid2D.widen = _refine, _widen
 
 # %% ../nbs/02_targets2d.ipynb #014109fc
 LOG2PI = math.log(2*math.pi)
@@ -131,7 +132,7 @@ class Target2D:
         "Exact $\\log p(x)$, `(B, 2) -> (B,)`, on the device and in the dtype of `x` (differentiable where exact)."
         if x.requires_grad and not self.differentiable:
             raise LebmError(f"{self.name}: the exact density has no autograd gradient (it is computed by root finding); "
-                            f"differentiate it numerically, e.g. with latent_ebm_nb.widgets.fd_potential")
+                            f"differentiate it numerically, e.g. with latent_ebm_nb.explorer.fd_potential")
         lp = torch.logsumexp(self.component_log_probs(x), -1)
         if x.requires_grad and not lp.requires_grad: lp = lp + 0*x.to(lp.dtype).sum(-1)   # piecewise constant: zero score
         return lp.to(x.device, x.dtype)
@@ -314,7 +315,8 @@ class NoisyCurves(Target2D):
         self.chunk = max(64, (1 << 22)//(self.n_nodes*K))
 
 # %% ../nbs/02_targets2d.ipynb #6c4ace6c
-def _curves_log_probs(self:NoisyCurves, x:Tensor)->Tensor:
+@patch
+def _log_probs(self:NoisyCurves, x:Tensor)->Tensor:
     out = []
     for k in range(len(self.curves)):
         b, c = self.scale*self.offsets[k], self.nodes[k]  # (2,), (N, 2)
@@ -328,17 +330,17 @@ def _curves_log_probs(self:NoisyCurves, x:Tensor)->Tensor:
         out.append(lp)
     return torch.stack(out, -1) + self.weights.log()
 
-def _curves_sample(self:NoisyCurves, k:Tensor, g)->Tensor:
+@patch
+def _sample(self:NoisyCurves, k:Tensor, g)->Tensor:
     u = _rand(len(k), g)[:, 0]; x = torch.empty(len(k), 2, dtype=torch.float64)
     for j, c in enumerate(self.curves): x[k == j] = c(u[k == j])
     return self.scale*(x + self.offsets[k]*_rand(len(k), g, 2)) + self.std*_randn(len(k), g)
 
-def _curves_diffused(self:NoisyCurves, a:float, s:float)->NoisyCurves:
+@patch
+def diffused(self:NoisyCurves, a:float, s:float)->NoisyCurves:
     "Exact: curves and offsets scaled by $a$, blur $\\sqrt{a^2\\sigma^2 + s^2}$."
     _check_as(a, s)
     return NoisyCurves(self.curves, math.sqrt(a*a*self.std**2 + s*s), self.weights, self.offsets, a*self.scale, _dname(self.name, a, s), power=self.power)
-
-NoisyCurves._log_probs, NoisyCurves._sample, NoisyCurves.diffused = _curves_log_probs, _curves_sample, _curves_diffused
 
 # %% ../nbs/02_targets2d.ipynb #fab9e208
 def moons(weights=None)->NoisyCurves:
@@ -376,7 +378,8 @@ class TruncNormalRings(Target2D):
         return self.scale*r[:, None]*torch.stack([phi.cos(), phi.sin()], 1) + self.noise*_randn(len(k), g)
 
 # %% ../nbs/02_targets2d.ipynb #a386873b
-def _tn_log_probs(self:TruncNormalRings, x:Tensor)->Tensor:
+@patch
+def _log_probs(self:TruncNormalRings, x:Tensor)->Tensor:
     rho, r, sd, a, s = x.norm(dim=-1, keepdim=True), self.radii, self.sd, self.scale, self.noise
     if s == 0:
         return (self.weights.log() - 0.5*((rho - a*r)/(a*sd))**2 - 0.5*LOG2PI - math.log(a*sd)
@@ -391,13 +394,13 @@ def _tn_log_probs(self:TruncNormalRings, x:Tensor)->Tensor:
     lring = -math.log(2*math.pi*s*s) - (rho3 - a*rr)**2/(2*s*s) + torch.log(torch.special.i0e(rho3*a*rr/(s*s)))
     return self.weights.log() + torch.logsumexp(lw + ltn + lring, -1)
 
-def _tn_diffused(self:TruncNormalRings, a:float, s:float)->TruncNormalRings:
+@patch
+def diffused(self:TruncNormalRings, a:float, s:float)->TruncNormalRings:
     "Exact law of $a x + s\\varepsilon$ (scale and blur compose: $a\\cdot$scale, $\\sqrt{a^2 \\text{noise}^2 + s^2}$)."
     _check_as(a, s)
     return TruncNormalRings(self.radii, self.sd, self.weights, a*self.scale, math.sqrt((a*self.noise)**2 + s*s),
                             _dname(self.name, a, s), len(self.gl[0]))
 
-TruncNormalRings._log_probs, TruncNormalRings.diffused = _tn_log_probs, _tn_diffused
 
 def daebm_rings(sd:float=0.01, radius:float=1., groups:int=4, weights=None)->TruncNormalRings:
     "DA-EBM's toy: `groups` rings of radii k*radius (k = 1..groups), radial sd `sd` (script: 0.01)."
@@ -470,7 +473,8 @@ def _pw_clean(self:Pinwheel, x:Tensor)->Tensor:
     return (mx + tot.log()).view(B, K) + self.weights.log() - 2*math.log(self.scale)
 
 # %% ../nbs/02_targets2d.ipynb #902f4c47
-def _pw_nodes(self:Pinwheel):
+@patch
+def _nodes(self:Pinwheel):
     "Nodes in $f_0$ evenly spaced (at most 0.75 noise apart) in arc length of the mean curve, with midpoint weights."
     f = torch.linspace(1 - 7*self.rs, 1 + 7*self.rs, 20001, dtype=torch.float64)
     speed = lambda f: self.scale*torch.sqrt(1 + (f*self.rate*torch.exp(f))**2)
@@ -492,14 +496,15 @@ def _pw_noisy(self:Pinwheel, x:Tensor)->Tensor:
     lq = -0.5*(rd**2/(s2 + v2) + ((r**2).sum(-1) - rd**2)/s2) - LOG2PI - 0.5*math.log(s2*(s2 + v2))
     return torch.logsumexp(lq + self.lw[:, None], 1) + self.weights.log()
 
-def _pw_log_probs(self:Pinwheel, x:Tensor)->Tensor: return _pw_noisy(self, x) if self.noise else _pw_clean(self, x)
+@patch
+def _log_probs(self:Pinwheel, x:Tensor)->Tensor: return _pw_noisy(self, x) if self.noise else _pw_clean(self, x)
 
-def _pw_diffused(self:Pinwheel, a:float, s:float)->Pinwheel:
+@patch
+def diffused(self:Pinwheel, a:float, s:float)->Pinwheel:
     "Exact law of $a x + s\\varepsilon$: scale $\\to a\\cdot$scale, noise $\\to \\sqrt{a^2\\text{noise}^2 + s^2}$."
     _check_as(a, s)
     return Pinwheel(self.K, self.rs, self.ts, self.rate, a*self.scale, math.sqrt((a*self.noise)**2 + s*s), self.weights, _dname(self.name, a, s), self.n_scan)
 
-Pinwheel._nodes, Pinwheel._log_probs, Pinwheel.diffused = _pw_nodes, _pw_log_probs, _pw_diffused
 
 def pinwheel(weights=None)->Pinwheel:
     "FFJORD `pinwheel`: 5 arms, radial std 0.3, tangential std 0.1, rate 0.25, times 2."

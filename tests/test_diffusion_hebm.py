@@ -1,19 +1,22 @@
-"Latent diffusion HEBM: published coefficients, the zero-energy conditional, exact resume across the phase switch, the run notebook and the anomaly wiring."
+"Latent diffusion HEBM: published coefficients, the zero-energy conditional, the ablation's shared generator, the second stage on a joint-HEBM generator (resume, run notebooks: test_methods.py)."
 import json, subprocess
 import pytest, torch
-from latent_ebm_nb.core import test_mc as check_mc
+from latent_ebm_nb.testing import test_mc as check_mc
 from latent_ebm_nb.trainer import Trainer
 from latent_ebm_nb.hierarchy import GaussianHierarchy
-from latent_ebm_nb.methods.diffusion_hebm import (DiffusionHEBM, get_diffusion_config, hebm_schedule, eps_level_potential,
+from latent_ebm_nb.methods import get_method, load_run
+from latent_ebm_nb.methods.diffusion_hebm import (hebm_schedule, eps_level_potential,
                                                   conditional_eps)
 
-from helpers import images, StopAt
+from helpers import images
+
+spec = get_method('diffusion_hebm')
 
 def data(n=120, seed=0): return images(n, seed)   # random images in [-1, 1]
 
 def test_coefficients_match_reference_tables():
     "methods-hierarchical-ebm.md §3.2-3.3, T = 3, b^2 = 3e-5 (CIFAR-10 code)."
-    m = DiffusionHEBM(get_diffusion_config('mnist_cpu'))
+    m = spec.build(spec.config('mnist_cpu'))
     co = m.coefficients()
     ref = dict(temperature=[1.44e-5, 1.77e-3, 2.88e-3], step_size=[0.0038, 0.042, 0.054], a=[0.72213, 0.38627, 1.],
                sigma=[0.69175, 0.92239, 0.99974], sigma_bar=[0.0100, 0.69179, 0.96031])
@@ -35,50 +38,16 @@ def test_zero_energy_conditional_is_gaussian_posterior():
         for j in range(3):
             check_mc(x[:, j].mean(), mean[j], sd, n); check_mc(x[:, j].var(), sd**2, 2**0.5*sd**2, n)
 
-def test_resume_across_phase_switch_is_exact(tmp_path):
-    x = data()
-    def make(out, cbs=()):
-        torch.manual_seed(0)
-        return Trainer(DiffusionHEBM(get_diffusion_config('tiny', pretrain_steps=6)), x, steps=12, batch_size=20, out=out,
-                       seed=3, ckpt_every=4, progress=False, cbs=cbs)
-    full = make(tmp_path/'a'); full.fit()
-    part = make(tmp_path/'b', [StopAt(5)]); part.fit()               # stops in the generator phase
-    torch.manual_seed(99)
-    res = make(tmp_path/'b'); res.fit(resume=True)
-    pa, pb = full.method.state_dict(), res.method.state_dict()
-    assert int(pb['n_steps_done']) == 12
-    assert all(torch.equal(pa[k], pb[k]) for k in pa if k != '__optimizers__')
-
 def test_ablation_shares_the_generator():
     "use_ebm False with the same seed trains the very same generator (two-stage)."
     x = data()
     ms = []
     for use in (True, False):
         torch.manual_seed(0)
-        m = DiffusionHEBM(get_diffusion_config('tiny', pretrain_steps=3, use_ebm=use))
+        m = spec.build(spec.config('tiny', pretrain_steps=3, use_ebm=use))
         Trainer(m, x, steps=6, batch_size=20, progress=False, seed=1).fit(); ms.append(m)
     for k, v in ms[0].G.state_dict().items(): assert torch.equal(v, ms[1].G.state_dict()[k])
     assert ms[1].E is None and ms[0].E is not None
-
-def test_run_notebook_smoke(lebm, root, tmp_path):
-    out = tmp_path/'run'
-    r = subprocess.run(lebm + ['run', 'train_diffusion_hebm', '-p', 'preset', 'tiny', '-p', 'n_train', '200', '-p', 'n_test', '60',
-                               '-p', 'gen_steps', '3', '-p', 'prior_steps', '3', '-p', 'n_prior', '60', '--out', str(out), '--no-progress'],
-                       cwd=root, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    m = json.loads((out/'metrics.json').read_text())
-    assert set(m['prior_hole']) == {'gaussian', 'joint_ebm', 'diffusion_ebm'}
-    assert all(0 <= v['c2st'] <= 1 for v in m['prior_hole'].values())
-    assert (out/'figures'/'priors_side_by_side.png').exists()
-
-def test_anomaly_notebook_runs_diffusion_hebm(lebm, root, tmp_path):
-    out = tmp_path/'ad'
-    r = subprocess.run(lebm + ['run', 'anomaly', '-p', 'method', 'diffusion_hebm', '-p', 'preset', 'tiny', '-p', 'steps', '4',
-                               '-p', 'eval_every', '2', '-p', 'n_evals', '2', '-p', 'options', 'pretrain_steps=2',
-                               '--out', str(out), '--no-progress'], cwd=root, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    m = json.loads((out/'metrics.json').read_text())
-    assert m['method'] == 'diffusion_hebm' and m['n_evals'] == 2 and 0 < m['auprc_mean'] <= 1
 
 def test_second_stage_on_a_joint_hebm_generator(lebm, root, tmp_path):
     "The paper's setting: the diffusion prior trained on the frozen generator of a joint-HEBM run (`gen_from`)."
@@ -92,7 +61,7 @@ def test_second_stage_on_a_joint_hebm_generator(lebm, root, tmp_path):
                                '-p', 'n_test', '60', '-p', 'prior_steps', '3', '-p', 'n_prior', '60', '--out', str(out), '--no-progress'],
                        cwd=root, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    js = torch.load(jr/'checkpoint.pt', map_location='cpu', weights_only=False)['method']
-    ds = torch.load(out/'checkpoint.pt', map_location='cpu', weights_only=False)['method']
+    js = load_run(jr).state_dict()
+    ds = load_run(out).state_dict()
     gen = [k for k in js if k.startswith(('hier.', 'G.'))]
     assert gen and all(torch.equal(js[k], ds[k]) for k in gen)      # the generator is the joint run's, unchanged
