@@ -3,13 +3,15 @@
 # %% ../nbs/20_generators.ipynb #def1f270
 from __future__ import annotations
 import math
+from dataclasses import dataclass
 from typing import Callable
 import torch
 from torch import nn, Tensor
 from .core import LebmError
 
 # %% auto #0
-__all__ = ['GaussianObs', 'MLPGenerator', 'ConvGenerator', 'make_generator', 'posterior_potential', 'ConvEncoder']
+__all__ = ['GaussianObs', 'MLPGenerator', 'ConvGenerator', 'make_generator', 'GeneratorConfig', 'posterior_potential',
+           'ConvEncoder']
 
 # %% ../nbs/20_generators.ipynb #b1ee9cee
 class GaussianObs(nn.Module):
@@ -74,6 +76,18 @@ def make_generator(kind:str, # 'mlp' or 'conv'
     if kind == 'mlp': return MLPGenerator(nz, img_shape, hidden=width)
     if kind == 'conv': return ConvGenerator(nz, ngf=width, img_shape=img_shape)
     raise LebmError(f"unknown generator {kind!r}; valid: 'mlp', 'conv'")
+
+# %% ../nbs/20_generators.ipynb #7c634ec9
+@dataclass(frozen=True)
+class GeneratorConfig:
+    "The generator half of a single-latent method's config: data shape, latent size, decoder, observation noise, reference."
+    img_shape:tuple = (1, 28, 28)   # data shape (C, H, W), pixels in [-1, 1]
+    nz:int = 16                     # latent size d
+    generator:str = 'mlp'           # 'mlp' or 'conv'
+    gen_width:int = 512             # MLP hidden width, or ngf for 'conv'
+    sigma:float = 0.3               # observation noise std
+    sigma0:float = 1.0              # std of the reference N(0, sigma0^2 I)
+    CHOICES = dict(generator=('mlp', 'conv'))   # fields with fixed values (a class attribute; subclasses extend it)
 
 # %% ../nbs/20_generators.ipynb #b9d1adaa
 def posterior_potential(x:Tensor,            # observed batch `(B, ...)`, in [-1, 1]

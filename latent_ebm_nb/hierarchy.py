@@ -8,10 +8,11 @@ import torch
 from torch import nn, Tensor
 from fastcore.basics import patch
 from .core import LebmError
+from .generators import GaussianObs, make_generator
 
 # %% auto #0
 __all__ = ['mlp', 'CondGaussian', 'GaussianHierarchy', 'diag_normal_logpdf', 'LayerwiseEnergy', 'TiltedHierarchy',
-           'HierarchicalGenerator', 'HierarchicalEncoder']
+           'HierarchicalGenerator', 'hierarchical_generator', 'HierarchicalEncoder']
 
 # %% ../nbs/22_hierarchy.ipynb #3fa823bb
 _ACTS = {'lrelu': lambda: nn.LeakyReLU(0.2), 'gelu': nn.GELU, 'silu': nn.SiLU}
@@ -262,6 +263,19 @@ class HierarchicalGenerator(nn.Module):
         super().__init__()
         if decoder_input not in ('bottom', 'all'): raise LebmError(f"decoder_input must be 'bottom' or 'all', got {decoder_input!r}")
         self.hierarchy, self.decoder, self.obs, self.decoder_input = hierarchy, decoder, obs, decoder_input
+
+# %% ../nbs/22_hierarchy.ipynb #7d6325ca
+def hierarchical_generator(dims:tuple,         # latent layer sizes, bottom first
+                           img_shape:tuple,    # data shape (C, H, W)
+                           generator:str='mlp', # decoder on the bottom layer: 'mlp' or 'conv' (`generators.make_generator`)
+                           gen_width:int=512,  # its width (MLP) or ngf (conv)
+                           cond_width:int=200, # width of the conditional-Gaussian MLPs
+                           cond_hidden:int=2,  # their hidden layers
+                           sigma:float=0.3,    # observation noise std
+                          )->HierarchicalGenerator:
+    "The generator both hierarchical methods train: a Gaussian hierarchy, a decoder on its bottom layer, Gaussian noise."
+    hier = GaussianHierarchy(list(dims), width=cond_width, n_hidden=cond_hidden)
+    return HierarchicalGenerator(hier, make_generator(generator, dims[0], img_shape, gen_width), GaussianObs(sigma))
 
 # %% ../nbs/22_hierarchy.ipynb #b3af4f51
 @patch

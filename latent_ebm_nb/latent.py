@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from fastcore.basics import patch
+from .core import LebmError
 from .trainer import Method
+from .hierarchy import hierarchical_generator
 
 # %% auto #0
-__all__ = ['LatentMethod']
+__all__ = ['LatentMethod', 'HierarchicalLatentMethod']
 
 # %% ../nbs/26_latent.ipynb #8adc901e
 class LatentMethod(Method):
@@ -57,3 +59,20 @@ def anomaly_score(self:LatentMethod, x:Tensor, w:float|None=None)->Tensor:
     "$w\\lVert x - g(\\hat z)\\rVert^2 + U(\\hat z)$, `(B,)`; higher = more anomalous; `w` defaults to $1/(2\\sigma^2)$."
     t = self.score_terms(x)
     return (self.recon_weight if w is None else w)*t['recon'] + t['prior']
+
+# %% ../nbs/26_latent.ipynb #dc2c79be
+class HierarchicalLatentMethod(LatentMethod):
+    "A latent method over a Gaussian hierarchy: `hier`, decoder `G`, `gen`, and their optimisers `opt_g`, `opt_c`, from `cfg`."
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        gen = hierarchical_generator(cfg.dims, cfg.img_shape, cfg.generator, cfg.gen_width, cfg.cond_width, cfg.cond_hidden, cfg.sigma)
+        self.hier, self.G, self.gen = gen.hierarchy, gen.decoder, gen
+        b = (cfg.beta1, 0.999)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=b)
+        cp = list(self.hier.parameters())                     # one layer has no conditionals (it is LEBM)
+        self.opt_c = torch.optim.Adam(cp, lr=cfg.lr_c, betas=b) if cp else None
+
+    @property
+    def latent_dim(self)->int: return self.hier.d
+    def ddp_setup(self): raise LebmError(f"{type(self).__name__} does not support DDP yet: train it in one process")

@@ -11,7 +11,7 @@ LAYER = {'core': 0, 'data': 1, 'targets2d': 1, 'schedules': 1, 'metrics': 1, 'co
          'cli': 6, 'docs': 6}
 
 # within a layer, only these (importer, imported) pairs
-SAME_LAYER_OK = {('cli', 'docs'), ('latent', 'trainer'), ('metrics', 'targets2d'), ('levels', 'samplers'), ('explorer', 'explorer')}  # explorer.* build on each other
+SAME_LAYER_OK = {('cli', 'docs'), ('latent', 'trainer'), ('latent', 'hierarchy'), ('hierarchy', 'generators'), ('metrics', 'targets2d'), ('levels', 'samplers'), ('explorer', 'explorer')}  # explorer.* build on each other
 # packages whose __init__.py is exported from a notebook (its imports are checked too)
 EXPORTED_INITS = {'bench', 'methods'}
 

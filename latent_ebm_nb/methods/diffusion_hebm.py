@@ -12,9 +12,8 @@ from ..config import make_config
 from ..schedules import Schedule, beta_linear
 from ..levels import recovery_conditional
 from ..samplers import ula, Trajectory
-from ..generators import GaussianObs, make_generator
-from ..hierarchy import GaussianHierarchy, LayerwiseEnergy, TiltedHierarchy, HierarchicalGenerator, mlp
-from ..latent import LatentMethod
+from ..hierarchy import GaussianHierarchy, LayerwiseEnergy, TiltedHierarchy, mlp
+from ..latent import HierarchicalLatentMethod
 from ..nets import timestep_embedding
 
 # %% auto #0
@@ -128,27 +127,20 @@ DIFFUSION_PRESETS = {
 }
 
 # %% ../../nbs/32_diffusion_hebm.ipynb #f20aa798
-class DiffusionHEBM(LatentMethod):
+class DiffusionHEBM(HierarchicalLatentMethod):
     "A hierarchical generator with a latent diffusion EBM prior (or the short-run joint EBM prior) on its whitened latents."
     def __init__(self, cfg:DiffusionHEBMConfig):
-        super().__init__()
-        self.cfg, dims = cfg, list(cfg.dims)
-        self.hier = GaussianHierarchy(dims, width=cfg.cond_width, n_hidden=cfg.cond_hidden)
-        self.G = make_generator(cfg.generator, dims[0], cfg.img_shape, cfg.gen_width)
-        self.gen = HierarchicalGenerator(self.hier, self.G, GaussianObs(cfg.sigma))
+        super().__init__(cfg)                                 # the hierarchy, decoder and their optimisers
+        dims = list(cfg.dims)
         self.sched = hebm_schedule(cfg.T)
         diff = cfg.prior == 'diffusion'
         self.E = None if not cfg.use_ebm else (TimeLayerwiseEnergy(dims, cfg.T, cfg.e_width, cfg.e_hidden, cfg.t_emb) if diff
                                                  else LayerwiseEnergy(dims, width=cfg.e_width, n_hidden=cfg.e_hidden))
         self.register_buffer('n_steps_done', torch.zeros((), dtype=torch.long))
-        b = (cfg.beta1, 0.999)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=b)
-        cp = list(self.hier.parameters())
-        self.opt_c = torch.optim.Adam(cp, lr=cfg.lr_c, betas=b) if cp else None
         self.opt_e = torch.optim.Adam(self.E.parameters(), lr=cfg.lr_e, betas=(cfg.e_beta1, 0.999)) if cfg.use_ebm else None
 
     def optimizers(self): return {k: o for k, o in (('g', self.opt_g), ('c', self.opt_c), ('e', self.opt_e)) if o is not None}
-    def ddp_setup(self): raise LebmError("DiffusionHEBM does not support DDP yet: train it in one process")
+
 
 # %% ../../nbs/32_diffusion_hebm.ipynb #a4c69ab5
 @patch
@@ -262,6 +254,3 @@ def prior_potential(self:DiffusionHEBM, eps:Tensor)->Tensor:
 def infer_z(self:DiffusionHEBM, x:Tensor)->Tensor:
     "$\\hat\\varepsilon$: the Gaussian-hierarchy posterior sample of `x` (`posterior_eps`)."
     return self.posterior_eps(x)
-
-@patch(as_prop=True)
-def latent_dim(self:DiffusionHEBM)->int: return self.hier.d

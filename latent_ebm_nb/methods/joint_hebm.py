@@ -8,10 +8,9 @@ from torch import nn, Tensor
 from fastcore.basics import patch
 from ..core import LebmError
 from ..config import make_config
-from ..generators import GaussianObs, make_generator
-from ..hierarchy import GaussianHierarchy, LayerwiseEnergy, TiltedHierarchy, HierarchicalGenerator, HierarchicalEncoder
+from ..hierarchy import GaussianHierarchy, LayerwiseEnergy, TiltedHierarchy, HierarchicalEncoder
 from ..samplers import ula
-from ..latent import LatentMethod
+from ..latent import HierarchicalLatentMethod
 
 # %% auto #0
 __all__ = ['JOINT_PRESETS', 'JointHEBMConfig', 'JointHEBM', 'layer_energies_pos_neg', 'plot_layer_energies', 'hierarchical_grid',
@@ -63,21 +62,14 @@ JOINT_PRESETS = {
 
 
 # %% ../../nbs/31_joint_hebm.ipynb #9a00b1b8
-class JointHEBM(LatentMethod):
+class JointHEBM(HierarchicalLatentMethod):
     "Multi-layer generator with a joint latent-space EBM prior, trained by MLE with Langevin prior and posterior."
     def __init__(self, cfg:JointHEBMConfig):
-        super().__init__()
-        self.cfg, dims = cfg, list(cfg.dims)
-        self.hier = GaussianHierarchy(dims, width=cfg.cond_width, n_hidden=cfg.cond_hidden)
-        self.G = make_generator(cfg.generator, dims[0], cfg.img_shape, cfg.gen_width)
+        super().__init__(cfg)                                 # the hierarchy, decoder and their optimisers
+        dims, b = list(cfg.dims), (cfg.beta1, 0.999)
         self.E = (LayerwiseEnergy(dims, width=cfg.e_width, layerwise=cfg.energy in ('layerwise', 'both'),
                                   joint=cfg.energy in ('joint', 'both')) if cfg.use_ebm else None)
         self.prior = TiltedHierarchy(self.hier, self.E)
-        self.gen = HierarchicalGenerator(self.hier, self.G, GaussianObs(cfg.sigma))
-        b = (cfg.beta1, 0.999)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=b)
-        cp = list(self.hier.parameters())                     # L = 1 has no conditionals: it is LEBM
-        self.opt_c = torch.optim.Adam(cp, lr=cfg.lr_c, betas=b) if cp else None
         self.opt_e = torch.optim.Adam(self.E.parameters(), lr=cfg.lr_e, betas=b) if cfg.use_ebm else None
         self.Q = (HierarchicalEncoder(dims, cfg.img_shape, nef=cfg.enc_width, feat=cfg.enc_feat, width=cfg.cond_width)
                   if cfg.scheme == 'variational' else None)
@@ -85,7 +77,7 @@ class JointHEBM(LatentMethod):
 
     def optimizers(self):
         return {k: o for k, o in (('g', self.opt_g), ('c', self.opt_c), ('e', self.opt_e), ('i', self.opt_i)) if o is not None}
-    def ddp_setup(self): raise LebmError("JointHEBM does not support DDP yet: train it in one process")
+
 
 # %% ../../nbs/31_joint_hebm.ipynb #9f7eabcd
 @patch
@@ -159,9 +151,6 @@ def train_step(self:JointHEBM, x:Tensor)->dict[str, Tensor]:
     return _train_step_var(self, x) if self.cfg.scheme == 'variational' else _train_step_mle(self, x)
 
 # %% ../../nbs/31_joint_hebm.ipynb #9c73764c
-@patch(as_prop=True)
-def latent_dim(self:JointHEBM)->int: return self.hier.d
-
 @patch
 def decode(self:JointHEBM, z:Tensor)->Tensor:
     "Images (decoder means) from flat latents."

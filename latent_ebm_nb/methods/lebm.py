@@ -9,7 +9,7 @@ from torch import nn, Tensor
 from fastcore.basics import patch
 from ..core import LebmError
 from ..config import make_config
-from ..generators import GaussianObs, make_generator, posterior_potential
+from ..generators import GaussianObs, GeneratorConfig, make_generator, posterior_potential
 from ..priors import GaussianReference, EnergyMLP, ZeroEnergy, TiltedPrior
 from ..samplers import ula
 from ..latent import LatentMethod
@@ -19,17 +19,11 @@ __all__ = ['LEBM_PRESETS', 'LEBMConfig', 'LEBM']
 
 # %% ../../nbs/30_lebm.ipynb #b34a894a
 @dataclass(frozen=True)
-class LEBMConfig:
-    "Hyper-parameters of LEBM (frozen; presets are named instances, `replace` makes variants)."
-    img_shape:tuple = (1, 28, 28)   # data shape (C, H, W), pixels in [-1, 1]
-    nz:int = 16                     # latent size d
-    generator:str = 'mlp'           # 'mlp' or 'conv'
-    gen_width:int = 512             # MLP hidden width, or ngf for 'conv'
+class LEBMConfig(GeneratorConfig):
+    "Hyper-parameters of LEBM: the generator's (`GeneratorConfig`), the energy's and the chains' (frozen; presets below)."
     ndf:int = 200                   # energy MLP width
     e_act:str = 'lrelu'             # energy activation: 'lrelu' (paper one-pager) or 'gelu' (SVHN code default)
     use_ebm:bool = True             # False: the Gaussian-prior ablation (energy switched off, same code path)
-    sigma:float = 0.3               # observation noise std
-    sigma0:float = 1.0              # reference std
     prior_steps:int = 60            # K0
     prior_step_size:float = 0.4     # s0 (noise std, package convention = the code's)
     post_steps:int = 20             # K1
@@ -37,7 +31,7 @@ class LEBMConfig:
     lr_g:float = 1e-4
     lr_e:float = 2e-5
     beta1:float = 0.5               # Adam beta1 (both optimisers; beta2 = 0.999)
-    CHOICES = dict(generator=('mlp', 'conv'), e_act=('lrelu', 'gelu', 'silu'))   # fields with fixed values (not a field)
+    CHOICES = GeneratorConfig.CHOICES | dict(e_act=('lrelu', 'gelu', 'silu'))   # fields with fixed values (not a field)
 
 LEBM_PRESETS = {
     # the public SVHN script (train_svhn.py defaults): K1 = 20, GELU energy

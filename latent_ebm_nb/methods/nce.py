@@ -9,7 +9,7 @@ from torch import nn, Tensor
 from fastcore.basics import patch
 from ..core import LebmError
 from ..config import make_config
-from ..generators import GaussianObs, make_generator, posterior_potential, ConvEncoder
+from ..generators import GaussianObs, GeneratorConfig, make_generator, posterior_potential, ConvEncoder
 from ..priors import GaussianReference, EnergyMLP, TiltedPrior
 from ..samplers import ula
 from ..levels import PersistentBuffer
@@ -66,15 +66,11 @@ def fit_ratio(f:nn.Module,          # logit network `(B, d) -> (B,)`
 
 # %% ../../nbs/33_nce.ipynb #eed99869
 @dataclass(frozen=True)
-class NCEConfig:
-    "Hyper-parameters of the multi-stage NCE prior (frozen; presets are named instances)."
-    img_shape:tuple = (1, 28, 28)   # data shape (C, H, W), pixels in [-1, 1]
-    nz:int = 16                     # latent size d
-    generator:str = 'mlp'           # 'mlp' or 'conv'
-    gen_width:int = 512             # MLP hidden width, or ngf for 'conv'
+class NCEConfig(GeneratorConfig):
+    "Hyper-parameters of the multi-stage NCE prior: the generator's (`GeneratorConfig`), the stages' and the chains' (frozen)."
+    use_ebm:bool = True             # False: the Gaussian-prior ablation (no stages; same generator, sampler and budget)
     ndf:int = 200                   # width of each ratio network f_k
     e_act:str = 'lrelu'             # activation of the ratio networks
-    use_ebm:bool = True             # False: the Gaussian-prior ablation (no stages; same generator, sampler and budget)
     n_stages:int = 4                # K, stages (ratio networks)
     iters_per_stage:int = 300       # training iterations of each stage; after K stages the generator trains alone
     negatives:str = 'shortrun'      # stage k >= 1 negatives: 'shortrun' (LD from N(0, I)) or 'persistent' chains
@@ -84,8 +80,6 @@ class NCEConfig:
     acc_window:float = 0.2          # the last fraction of a stage whose pre-update accuracy is its held-out accuracy
     encoder:bool = False            # initialise posterior chains from an encoder Q(x), trained to regress z+
     nef:int = 32                    # encoder width
-    sigma:float = 0.3               # observation noise std
-    sigma0:float = 1.0              # reference std
     prior_steps:int = 40            # K0, prior Langevin steps (negatives of stages >= 1, samples)
     prior_step_size:float = 0.4     # s0
     post_steps:int = 20             # K1, posterior Langevin steps
@@ -94,7 +88,7 @@ class NCEConfig:
     lr_f:float = 1e-4               # ratio networks (only the active stage gets gradients)
     lr_q:float = 2e-4               # encoder
     beta1:float = 0.5               # Adam beta1 (beta2 = 0.999)
-    CHOICES = dict(generator=('mlp', 'conv'), e_act=('lrelu', 'gelu', 'silu'), negatives=('shortrun', 'persistent'))
+    CHOICES = GeneratorConfig.CHOICES | dict(e_act=('lrelu', 'gelu', 'silu'), negatives=('shortrun', 'persistent'))
 
 NCE_PRESETS = {
     # CPU-sized MNIST, the same generator and chains as LEBM's mnist_cpu; 4 stages x 300 iterations. lr_f = 5e-4:
