@@ -100,7 +100,10 @@ def _check(cls:type, settings:dict, what:str)->dict:
             close = difflib.get_close_matches(k, fields, n=1)
             raise ConfigError(f"unknown {what}setting {k!r}" + (f" (did you mean {close[0]!r}?)" if close else '') +
                               f"; valid settings: {', '.join(fields)}")
-        out[k] = coerce(k, fields[k]['type'], v, fields[k]['choices'])
+        try: out[k] = coerce(k, fields[k]['type'], v, fields[k]['choices'])
+        except ConfigError as e:
+            if fields[k]['choices']: raise
+            raise ConfigError(f"{e}; e.g. {k}={fields[k]['default']!r}") from None
     return out
 
 def _validate(cfg:Any, what:str)->Any:
