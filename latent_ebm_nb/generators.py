@@ -87,6 +87,14 @@ class GeneratorConfig:
     gen_width:int = 512             # MLP hidden width, or ngf for 'conv'
     sigma:float = 0.3               # observation noise std
     sigma0:float = 1.0              # std of the reference N(0, sigma0^2 I)
+    amortize:bool = False           # an inference model mu(x) starts the posterior chains (trained by regression on z+)
+    nef:int = 32                    # its conv width
+    lr_q:float = 1e-4               # its learning rate
+    refine_steps:int = 0            # test-time inference: noise-free posterior steps after the start (the AD protocol: 5)
+    refine_step_size:float = 0.1    # their step size s (drift s^2/2)
+    score_w:float|None = None       # anomaly score weight of the squared error; None: 1/(2 sigma^2) (the AD protocol: 1)
+    lr_decay:float = 1.0            # every learning rate x lr_decay every lr_decay_every steps (DAMC: 0.99 per 1000)
+    lr_decay_every:int = 0          # 0: no decay
     CHOICES = dict(generator=('mlp', 'conv'))   # fields with fixed values (a class attribute; subclasses extend it)
 
 # %% ../nbs/20_generators.ipynb #b9d1adaa

@@ -3,14 +3,17 @@
 # %% ../nbs/26_latent.ipynb #cc54ef9d
 from __future__ import annotations
 import torch
-from torch import Tensor
+from typing import Callable
+from torch import nn, Tensor
 from fastcore.basics import patch
 from .core import LebmError
-from .trainer import Method
+from .trainer import Method, LRSchedule
 from .hierarchy import hierarchical_generator
+from .generators import ConvEncoder
+from .core import energy_grad
 
 # %% auto #0
-__all__ = ['LatentMethod', 'HierarchicalLatentMethod']
+__all__ = ['LatentMethod', 'Amortizer', 'HierarchicalLatentMethod']
 
 # %% ../nbs/26_latent.ipynb #8adc901e
 class LatentMethod(Method):
@@ -26,8 +29,13 @@ class LatentMethod(Method):
     def device(self)->torch.device: return next(self.parameters()).device
     @property
     def recon_weight(self)->float:
-        "$w = 1/(2\\sigma^2)$ of the Gaussian observation model (`self.cfg.sigma`)."
-        return 1/(2*self.cfg.sigma**2)
+        "The score's weight $w$ of the squared error: `cfg.score_w` where a protocol sets it, else $1/(2\\sigma^2)$."
+        w = getattr(self.cfg, 'score_w', None)
+        return 1/(2*self.cfg.sigma**2) if w is None else w
+    def callbacks(self)->list:
+        "A step decay of every learning rate when the config asks for one (`lr_decay` every `lr_decay_every` steps)."
+        c = self.cfg
+        return [LRSchedule(decay=c.lr_decay, decay_every=c.lr_decay_every)] if getattr(c, 'lr_decay_every', 0) else []
     def init_z(self, n:int, generator:torch.Generator|None=None)->Tensor:
         "`n` chain starts from the reference $\\mathcal N(0, \\sigma_0^2 I)$ (`cfg.sigma0`, else 1), `(n, d)`; on the CPU with a generator."
         dev = 'cpu' if generator is not None else self.device
@@ -59,6 +67,29 @@ def anomaly_score(self:LatentMethod, x:Tensor, w:float|None=None)->Tensor:
     "$w\\lVert x - g(\\hat z)\\rVert^2 + U(\\hat z)$, `(B,)`; higher = more anomalous; `w` defaults to $1/(2\\sigma^2)$."
     t = self.score_terms(x)
     return (self.recon_weight if w is None else w)*t['recon'] + t['prior']
+
+# %% ../nbs/26_latent.ipynb #3fc50f75
+class Amortizer(nn.Module):
+    "An inference model $\\mu_\\phi(x)$ (a conv encoder) that starts posterior chains; trained by regression on $z^+$."
+    def __init__(self, d:int, img_shape:tuple=(1, 28, 28), nef:int=32):
+        super().__init__()
+        self.net = ConvEncoder(d, nef, img_shape)
+    def forward(self, x:Tensor)->Tensor: return self.net(x)
+    def loss(self, q:Tensor, z_pos:Tensor)->Tensor:
+        "$\\overline{\\lVert q - z^+\\rVert^2}$ for encoder outputs `q` and (detached) posterior samples `z_pos`."
+        return (q - z_pos.detach()).flatten(1).pow(2).sum(1).mean()
+
+@patch
+def posterior_potential(self:LatentMethod, x:Tensor)->Callable[[Tensor], Tensor]:
+    "$z \\mapsto \\lVert x - g(z)\\rVert^2/2\\sigma^2 + U_{prior}(z)$ for a fixed batch `x`."
+    return lambda z: (x - self.decode(z)).flatten(1).pow(2).sum(1)/(2*self.cfg.sigma**2) + self.prior_potential(z)
+
+@patch
+def refine_z(self:LatentMethod, x:Tensor, z:Tensor, n_steps:int, step_size:float)->Tensor:
+    "`n_steps` noise-free Langevin steps $z \\leftarrow z - \\frac{s^2}{2}\\nabla U(z \\mid x)$ from `z`."
+    U = self.posterior_potential(x)
+    for _ in range(n_steps): z = z - 0.5*step_size**2*energy_grad(U, z)[1]
+    return z.detach()
 
 # %% ../nbs/26_latent.ipynb #dc2c79be
 class HierarchicalLatentMethod(LatentMethod):

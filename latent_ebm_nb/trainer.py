@@ -188,11 +188,12 @@ class TimeBudget(Callback):
 class LRSchedule(Callback):
     "Linear warm-up over `warmup` steps, then x`gamma` at each milestone, for every optimiser of the method."
     order = 5
-    def __init__(self, warmup:int=0, milestones:Iterable[int]=(), gamma:float=0.1):
-        self.warmup, self.milestones, self.gamma = warmup, tuple(milestones), gamma
+    def __init__(self, warmup:int=0, milestones:Iterable[int]=(), gamma:float=0.1, decay:float=1.0, decay_every:int=0):
+        self.warmup, self.milestones, self.gamma, self.decay, self.decay_every = warmup, tuple(milestones), gamma, decay, decay_every
     def factor(self, step:int)->float:
         "The multiplier of the base rate at (0-based) step `step`."
-        return min(1., (step + 1)/max(self.warmup, 1)) * self.gamma**sum(step >= m for m in self.milestones)
+        f = min(1., (step + 1)/max(self.warmup, 1)) * self.gamma**sum(step >= m for m in self.milestones)
+        return f * self.decay**(step // self.decay_every) if self.decay_every else f
     def before_fit(self, tr):
         for o in tr.method.optimizers().values():
             for g in o.param_groups: g.setdefault('initial_lr', g['lr'])

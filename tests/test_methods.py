@@ -10,8 +10,9 @@ from latent_ebm_nb.trainer import Trainer, UnsafeCheckpoint
 from helpers import StopAt, params
 
 # settings that reach a method's other code paths (a scheme, a phase switch, persistent chains), as options strings
-VARIANTS = {'joint_hebm': ['scheme=variational'], 'diffusion_hebm': ['pretrain_steps=6'],
-            'nce': ['negatives=persistent,encoder=True,iters_per_stage=6']}
+VARIANTS = {'lebm': ['amortize=True,nef=4,prior_init=amortized,refine_steps=2,lr_decay=0.5,lr_decay_every=3'],
+            'joint_hebm': ['scheme=variational'], 'diffusion_hebm': ['pretrain_steps=6'],
+            'nce': ['negatives=persistent,amortize=True,iters_per_stage=6,refine_steps=2']}
 CASES = [(n, o) for n in METHODS for o in [''] + VARIANTS.get(n, [])]
 
 def trainer(spec, options, out, steps=12, cbs=(), seed_model=0):
@@ -153,7 +154,7 @@ def test_run_notebook_trains_the_method(name, notebook, extra, lebm, root, tmp_p
     assert load_run(tmp_path/'r').method_name == name
 
 @pytest.mark.parametrize('args,msg', [
-    (['-p', 'preset', 'no_such'], "unknown lebm preset 'no_such'; valid presets: svhn_code, svhn_paper, mnist_cpu, tiny"),
+    (['-p', 'preset', 'no_such'], "unknown lebm preset 'no_such'; valid presets: svhn_code, svhn_paper, mnist_cpu, mnist_ad, tiny, tiny_ad"),
     (['-p', 'options', 'nz=abc'], "setting nz='abc': expected int"),
     (['-p', 'options', 'no_such_field=1'], "unknown lebm setting 'no_such_field'; valid settings: img_shape, nz"),
     (['-p', 'method', 'no_such'], "unknown method 'no_such'; registered methods: lebm, joint_hebm, diffusion_hebm, nce, daebm, drl")])

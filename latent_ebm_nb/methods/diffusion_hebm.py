@@ -113,6 +113,11 @@ class DiffusionHEBMConfig:
     lr_e:float = 4e-5               # energies (paper: 4e-5)
     beta1:float = 0.5               # Adam beta1 of decoder and conditionals
     e_beta1:float = 0.9             # Adam beta1 of the energies (paper: 0.99)
+    refine_steps:int = 0            # test-time inference: noise-free posterior steps after the start (the AD protocol: 5)
+    refine_step_size:float = 0.1    # their step size s (drift s^2/2)
+    score_w:float|None = None       # anomaly score weight of the squared error; None: 1/(2 sigma^2) (the AD protocol: 1)
+    lr_decay:float = 1.0            # every learning rate x lr_decay every lr_decay_every steps (0: no decay)
+    lr_decay_every:int = 0
     CHOICES = dict(generator=('mlp', 'conv'), prior=('diffusion', 'short_run'), mode=('two_stage', 'joint'),
                    loss_weight=('hebm', 'drl', 'none'))     # fields with fixed values (a class attribute, not a field)
 
@@ -122,6 +127,10 @@ DIFFUSION_PRESETS = {
     'cifar_code': DiffusionHEBMConfig(img_shape=(3, 32, 32), dims=(128, 100), generator='conv', gen_width=64, cond_hidden=4,
                                       e_steps=50, b2=3e-5, lr_e=4e-5, e_beta1=0.99, post_steps=40, lr_g=1e-4, pretrain_steps=20000),
     'mnist_cpu': DiffusionHEBMConfig(),
+    # the anomaly protocol (see LEBM's mnist_ad): the 28x28 conv generator at ngf 8, sigma 1, score weight 1, 30 posterior
+    # steps, five noise-free test steps
+    'mnist_ad': DiffusionHEBMConfig(dims=(8, 4), generator='conv', gen_width=8, sigma=1.0, post_steps=30, refine_steps=5,
+                                    score_w=1.0, lr_decay=0.99, lr_decay_every=1000),
     'tiny': DiffusionHEBMConfig(dims=(4, 2), gen_width=32, cond_width=16, cond_hidden=1, e_width=16, t_emb=8, e_steps=4,
                                 post_steps=4, sr_steps=4, pretrain_steps=3),
 }
@@ -252,5 +261,7 @@ def prior_potential(self:DiffusionHEBM, eps:Tensor)->Tensor:
 
 @patch
 def infer_z(self:DiffusionHEBM, x:Tensor)->Tensor:
-    "$\\hat\\varepsilon$: the Gaussian-hierarchy posterior sample of `x` (`posterior_eps`)."
-    return self.posterior_eps(x)
+    "$\\hat\\varepsilon$: the Gaussian-hierarchy posterior sample of `x` (`posterior_eps`), then `refine_steps` noise-free steps."
+    c = self.cfg
+    eps = self.posterior_eps(x)
+    return self.refine_z(x, eps, c.refine_steps, c.refine_step_size) if c.refine_steps else eps

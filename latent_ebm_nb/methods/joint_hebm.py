@@ -44,6 +44,11 @@ class JointHEBMConfig:
     lr_i:float = 2e-4               # variational: inference model
     e_reg:float = 0.0               # L2 penalty on the energies' values at z+ and z- (keeps the variational scheme bounded)
     prior_space:str = 'z'           # prior Langevin in 'z' (the paper's code) or in 'eps' = T^{-1}(z) (scale-free, see below)
+    refine_steps:int = 0            # test-time inference: noise-free posterior steps after infer_z's start (the AD protocol: 5)
+    refine_step_size:float = 0.1    # their step size s (drift s^2/2)
+    score_w:float|None = None       # anomaly score weight of the squared error; None: 1/(2 sigma^2) (the AD protocol: 1)
+    lr_decay:float = 1.0            # learning rates x lr_decay every lr_decay_every steps (0: no decay)
+    lr_decay_every:int = 0
     CHOICES = dict(generator=('mlp', 'conv'), energy=('layerwise', 'joint', 'both'), scheme=('mle', 'variational'),
                    prior_space=('z', 'eps'))     # fields with fixed values (a class attribute, not a field)
 
@@ -56,6 +61,11 @@ JOINT_PRESETS = {
     # the variational scheme on the CPU preset: the P1 code's energy learning rate and a small energy penalty (see below)
     'mnist_cpu_var': JointHEBMConfig(scheme='variational', lr_e=2e-5, e_reg=0.1, prior_space='eps'),
     'mnist_cpu_var_l3': JointHEBMConfig(dims=(16, 8, 4), scheme='variational', lr_e=2e-5, e_reg=0.1, prior_space='eps'),
+    # the anomaly protocol (see LEBM's mnist_ad) for the variational scheme: the inference model is the amortised start,
+    # five noise-free posterior steps at test time, score weight 1, sigma 1, the 28x28 conv generator at ngf 8
+    'mnist_ad': JointHEBMConfig(dims=(8, 4), generator='conv', gen_width=8, sigma=1.0, scheme='variational', lr_e=2e-5,
+                                e_reg=0.1, prior_space='eps', prior_steps=60, prior_step_size=0.4, refine_steps=5,
+                                refine_step_size=0.1, score_w=1.0, lr_decay=0.99, lr_decay_every=1000),
     'tiny': JointHEBMConfig(dims=(4, 2), gen_width=32, cond_width=16, cond_hidden=1, e_width=16, prior_steps=5, post_steps=5,
                             enc_width=8, enc_feat=32),
 }
@@ -102,9 +112,11 @@ def posterior_sample_z(self:JointHEBM, x:Tensor, n_steps:int|None=None)->Tensor:
 @patch
 def infer_z(self:JointHEBM, x:Tensor)->Tensor:
     "A point estimate $\\hat z$ of the latents of `x`: the mean chain of $q$ (variational), a posterior Langevin sample (MLE)."
+    c = self.cfg
     if self.Q is not None:
-        with torch.no_grad(): return self.Q.mean(x)
-    return self.posterior_sample_z(x)
+        with torch.no_grad(): z = self.Q.mean(x)
+    else: z = self.posterior_sample_z(x)
+    return self.refine_z(x, z, c.refine_steps, c.refine_step_size) if c.refine_steps else z
 
 # %% ../../nbs/31_joint_hebm.ipynb #0c38fc29
 def _train_step_mle(self:JointHEBM, x:Tensor)->dict[str, Tensor]:

@@ -12,7 +12,7 @@ from ..config import make_config
 from ..generators import GaussianObs, GeneratorConfig, make_generator, posterior_potential
 from ..priors import GaussianReference, EnergyMLP, ZeroEnergy, TiltedPrior
 from ..samplers import ula
-from ..latent import LatentMethod
+from ..latent import LatentMethod, Amortizer
 
 # %% auto #0
 __all__ = ['LEBM_PRESETS', 'LEBMConfig', 'LEBM']
@@ -30,8 +30,9 @@ class LEBMConfig(GeneratorConfig):
     post_step_size:float = 0.1      # s1
     lr_g:float = 1e-4
     lr_e:float = 2e-5
-    beta1:float = 0.5               # Adam beta1 (both optimisers; beta2 = 0.999)
-    CHOICES = GeneratorConfig.CHOICES | dict(e_act=('lrelu', 'gelu', 'silu'))   # fields with fixed values (not a field)
+    beta1:float = 0.5               # Adam beta1 (all optimisers; beta2 = 0.999)
+    prior_init:str = 'reference'    # prior chains start from 'reference' N(0, s0^2 I) or 'amortized' mu(x) of the batch (DAMC)
+    CHOICES = GeneratorConfig.CHOICES | dict(e_act=('lrelu', 'gelu', 'silu'), prior_init=('reference', 'amortized'))
 
 LEBM_PRESETS = {
     # the public SVHN script (train_svhn.py defaults): K1 = 20, GELU energy
@@ -44,9 +45,19 @@ LEBM_PRESETS = {
     'mnist_cpu': LEBMConfig(img_shape=(1, 28, 28), nz=16, generator='mlp', gen_width=512, ndf=200, e_act='lrelu',
                             sigma=0.3, prior_steps=40, prior_step_size=0.4, post_steps=20, post_step_size=0.1,
                             lr_g=2e-4, lr_e=5e-5),
+    # the published anomaly protocol (DAMC's train_anomaly_det.py: d = 8, the 28x28 conv generator, sigma = 1, score weight 1,
+    # chains from an amortised start, posterior 30 x 0.1, prior 60 x 0.4 from mu(x), 5 noise-free test steps, lr x0.99 per
+    # 1000) with the generator at ngf 8 for two CPU cores; the published width is one option away: gen_width=128
+    'mnist_ad': LEBMConfig(img_shape=(1, 28, 28), nz=8, generator='conv', gen_width=8, ndf=200, e_act='lrelu', sigma=1.0,
+                           prior_steps=60, prior_step_size=0.4, post_steps=30, post_step_size=0.1, lr_g=1e-4, lr_e=5e-5,
+                           lr_q=1e-4, amortize=True, nef=32, prior_init='amortized', refine_steps=5, refine_step_size=0.1,
+                           score_w=1.0, lr_decay=0.99, lr_decay_every=1000),
     # a few seconds: tests and smoke runs
     'tiny': LEBMConfig(img_shape=(1, 28, 28), nz=4, generator='mlp', gen_width=32, ndf=16, sigma=0.3,
                        prior_steps=5, prior_step_size=0.4, post_steps=5, post_step_size=0.1),
+    'tiny_ad': LEBMConfig(img_shape=(1, 28, 28), nz=4, generator='conv', gen_width=2, ndf=16, sigma=1.0, prior_steps=5,
+                          post_steps=5, amortize=True, nef=4, prior_init='amortized', refine_steps=2, score_w=1.0,
+                          lr_decay=0.5, lr_decay_every=3),
 }
 
 
@@ -62,37 +73,39 @@ class LEBM(LatentMethod):
         self.obs = GaussianObs(cfg.sigma)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
         self.opt_e = torch.optim.Adam(self.E.parameters(), lr=cfg.lr_e, betas=(cfg.beta1, 0.999)) if cfg.use_ebm else None
+        self.Q = Amortizer(cfg.nz, cfg.img_shape, cfg.nef) if cfg.amortize else None
+        self.opt_q = torch.optim.Adam(self.Q.parameters(), lr=cfg.lr_q, betas=(cfg.beta1, 0.999)) if cfg.amortize else None
 
-    def optimizers(self): return {k: o for k, o in (('g', self.opt_g), ('e', self.opt_e)) if o is not None}
-    def ddp_modules(self): return ['G'] + (['E'] if self.cfg.use_ebm else [])
+    def optimizers(self): return {k: o for k, o in (('g', self.opt_g), ('e', self.opt_e), ('q', self.opt_q)) if o is not None}
+    def ddp_modules(self): return ['G'] + (['E'] if self.cfg.use_ebm else []) + (['Q'] if self.cfg.amortize else [])
     @property
     def latent_dim(self)->int: return self.cfg.nz
 
 # %% ../../nbs/30_lebm.ipynb #c0180a83
 @patch
-def prior_sample_z(self:LEBM, n:int, n_steps:int|None=None, step_size:float|None=None)->Tensor:
-    "$z^-$: short-run Langevin on the prior from the reference, `(n, nz)`."
+def prior_sample_z(self:LEBM, n:int, n_steps:int|None=None, step_size:float|None=None, z0:Tensor|None=None)->Tensor:
+    "$z^-$: short-run Langevin on the prior from the reference (or `z0`), `(n, nz)`."
     c = self.cfg
-    z0 = self.prior.init(n, device=self.device)
+    if z0 is None: z0 = self.prior.init(n, device=self.device)
     return ula(self.prior.potential, z0, c.prior_steps if n_steps is None else n_steps,
                c.prior_step_size if step_size is None else step_size)[0]
 
 @patch
 def posterior_sample_z(self:LEBM, x:Tensor, n_steps:int|None=None, step_size:float|None=None,
                        z0:Tensor|None=None)->Tensor:
-    "$z^+$: short-run Langevin on the posterior of batch `x` from the reference (or `z0`), `(B, nz)`."
+    "$z^+$: short-run Langevin on the posterior of batch `x` from `z0`, else $\\mu(x)$ (amortised) or the reference, `(B, nz)`."
     c = self.cfg
-    if z0 is None: z0 = self.prior.init(x.shape[0], device=x.device)
+    if z0 is None: z0 = self.Q(x).detach() if self.Q is not None else self.prior.init(x.shape[0], device=x.device)
     U = posterior_potential(x, self.G, self.obs, self.prior.potential)
     return ula(U, z0, c.post_steps if n_steps is None else n_steps, c.post_step_size if step_size is None else step_size)[0]
 
 # %% ../../nbs/30_lebm.ipynb #68af2f88
 @patch
 def train_step(self:LEBM, x:Tensor)->dict[str, Tensor]:
-    "One MLE iteration: posterior and prior chains, then a generator and an energy update."
-    B = x.shape[0]
-    z_pos = self.posterior_sample_z(x)
-    z_neg = self.prior_sample_z(B)
+    "One MLE iteration: posterior and prior chains, then generator, energy (and inference-model) updates."
+    B, q = x.shape[0], (self.dp('Q')(x) if self.Q is not None else None)
+    z_pos = self.posterior_sample_z(x, z0=None if q is None else q.detach())
+    z_neg = self.prior_sample_z(B, z0=q.detach() if self.cfg.prior_init == 'amortized' and q is not None else None)
     x_hat = self.dp('G')(z_pos)
     loss_g = self.obs.nll(x, x_hat).mean()
     self.update(self.opt_g, loss_g)
@@ -104,13 +117,17 @@ def train_step(self:LEBM, x:Tensor)->dict[str, Tensor]:
         loss_e = en_pos - en_neg
         self.update(self.opt_e, loss_e)
         out |= dict(loss_e=loss_e.detach(), en_pos=en_pos.detach(), en_neg=en_neg.detach())
+    if q is not None:
+        loss_q = self.Q.loss(q, z_pos); self.update(self.opt_q, loss_q); out['loss_q'] = loss_q.detach()
     return out
 
 # %% ../../nbs/30_lebm.ipynb #df7b9552
 @patch
 def infer_z(self:LEBM, x:Tensor)->Tensor:
-    "$\\hat z$: a posterior sample by short-run Langevin (`posterior_sample_z`)."
-    return self.posterior_sample_z(x)
+    "$\\hat z$: amortised $\\mu(x)$ or a short-run posterior sample, then `refine_steps` noise-free steps (the AD protocol)."
+    c = self.cfg
+    z = self.Q(x).detach() if self.Q is not None else self.posterior_sample_z(x)
+    return self.refine_z(x, z, c.refine_steps, c.refine_step_size) if c.refine_steps else z
 
 @patch
 def decode(self:LEBM, z:Tensor)->Tensor: return self.G(z)

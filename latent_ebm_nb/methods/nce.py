@@ -14,7 +14,7 @@ from ..priors import GaussianReference, EnergyMLP, TiltedPrior
 from ..samplers import ula
 from ..levels import PersistentBuffer
 from ..trainer import Callback
-from ..latent import LatentMethod
+from ..latent import LatentMethod, Amortizer
 
 # %% auto #0
 __all__ = ['NCE_PRESETS', 'StageRatios', 'nce_loss', 'fit_ratio', 'NCEConfig', 'MultiStageNCE', 'stage_report', 'StageEval']
@@ -78,15 +78,12 @@ class NCEConfig(GeneratorConfig):
     reinit_prob:float = 0.05        # probability of restarting a persistent chain from N(0, I)
     stop_acc:float = 0.0            # stop adding stages once a stage's held-out accuracy is below this (0: never)
     acc_window:float = 0.2          # the last fraction of a stage whose pre-update accuracy is its held-out accuracy
-    encoder:bool = False            # initialise posterior chains from an encoder Q(x), trained to regress z+
-    nef:int = 32                    # encoder width
     prior_steps:int = 40            # K0, prior Langevin steps (negatives of stages >= 1, samples)
     prior_step_size:float = 0.4     # s0
     post_steps:int = 20             # K1, posterior Langevin steps
     post_step_size:float = 0.1      # s1
     lr_g:float = 2e-4
     lr_f:float = 1e-4               # ratio networks (only the active stage gets gradients)
-    lr_q:float = 2e-4               # encoder
     beta1:float = 0.5               # Adam beta1 (beta2 = 0.999)
     CHOICES = GeneratorConfig.CHOICES | dict(e_act=('lrelu', 'gelu', 'silu'), negatives=('shortrun', 'persistent'))
 
@@ -98,6 +95,10 @@ NCE_PRESETS = {
     'svhn_paper': NCEConfig(img_shape=(3, 32, 32), nz=100, generator='conv', gen_width=64, ndf=200, n_stages=4,
                             iters_per_stage=10_000, negatives='persistent', prior_steps=60, prior_step_size=0.4,
                             post_steps=40, post_step_size=0.1, lr_g=1e-4, lr_f=2e-5),
+    # the anomaly protocol (see LEBM's mnist_ad): d = 8, the 28x28 conv generator at ngf 8, sigma 1, score weight 1, an
+    # amortised start for the posterior chains, 30 posterior and 60 prior steps, five noise-free test steps
+    'mnist_ad': NCEConfig(nz=8, generator='conv', gen_width=8, sigma=1.0, lr_f=5e-4, lr_g=1e-4, prior_steps=60, post_steps=30,
+                          amortize=True, refine_steps=5, score_w=1.0, lr_decay=0.99, lr_decay_every=1000),
     # a few seconds: tests and smoke runs
     'tiny': NCEConfig(nz=4, gen_width=32, ndf=16, n_stages=2, iters_per_stage=5, n_persistent=64,
                       prior_steps=5, post_steps=5),
@@ -114,7 +115,7 @@ class MultiStageNCE(LatentMethod):
         self.ratios = StageRatios(cfg.nz, K, cfg.ndf, cfg.e_act)
         self.prior = TiltedPrior(self.ratios, GaussianReference(cfg.nz, cfg.sigma0))
         self.obs = GaussianObs(cfg.sigma)
-        self.Q = ConvEncoder(cfg.nz, cfg.nef, cfg.img_shape) if cfg.encoder else None
+        self.Q = Amortizer(cfg.nz, cfg.img_shape, cfg.nef) if cfg.amortize else None
         self.register_buffer('it', torch.zeros((), dtype=torch.long))
         self.register_buffer('stopped', torch.zeros((), dtype=torch.bool))
         for k in ('stage_acc', 'stage_loss', 'acc_sum', 'loss_sum', 'acc_n'): self.register_buffer(k, torch.zeros(K))
@@ -197,7 +198,7 @@ def train_step(self:MultiStageNCE, x:Tensor)->dict[str, Tensor]:
     self.update(self.opt_g, loss_g)
     out = dict(loss_g=loss_g.detach(), mse=(x_hat.detach() - x).pow(2).mean(), z_pos_norm=z_pos.norm(dim=1).mean())
     if self.Q is not None:
-        loss_q = (self.dp('Q')(x) - z_pos).pow(2).sum(1).mean()/2
+        loss_q = self.Q.loss(self.dp('Q')(x), z_pos)
         self.update(self.opt_q, loss_q); out['loss_q'] = loss_q.detach()
     if k is not None:
         z_neg = self.negatives(B, k)
@@ -222,8 +223,10 @@ def decode(self:MultiStageNCE, z:Tensor)->Tensor: return self.G(z)
 
 @patch
 def infer_z(self:MultiStageNCE, x:Tensor)->Tensor:
-    "$\\hat z$: a posterior sample under the prior of every frozen stage (`posterior_sample_z`)."
-    return self.posterior_sample_z(x)
+    "$\\hat z$: a posterior sample under the prior of every frozen stage (`posterior_sample_z`), then `refine_steps` noise-free steps."
+    c = self.cfg
+    z = self.posterior_sample_z(x)
+    return self.refine_z(x, z, c.refine_steps, c.refine_step_size) if c.refine_steps else z
 
 # %% ../../nbs/33_nce.ipynb #fa54d7b0
 @torch.no_grad()
