@@ -2,7 +2,7 @@
 
 # %% ../nbs/40_anomaly.ipynb #9aab4f09
 from __future__ import annotations
-import math
+import math, warnings
 from typing import Callable, NamedTuple
 import numpy as np
 import torch
@@ -12,7 +12,9 @@ from .data import load_tensors
 from .trainer import Callback
 
 # %% auto #0
-__all__ = ['mnist_pool', 'HeldoutSplit', 'heldout_split', 'auprc', 'auroc', 'last_k_summary', 'score_batched', 'AnomalyEval']
+__all__ = ['mnist_pool', 'HeldoutSplit', 'heldout_split', 'auprc', 'auroc', 'last_k_summary', 'average_precision', 'tie_fraction',
+           'TiedScoresWarning', 'evaluate_scores', 'score_batched', 'terms_batched', 'AnomalyEval', 'summarize_records',
+           'summary_table']
 
 # %% ../nbs/40_anomaly.ipynb #0d4dd3fb
 def mnist_pool(root=None)->tuple[Tensor, Tensor]:
@@ -71,24 +73,104 @@ def last_k_summary(values:list[float], k:int=10)->tuple[float, float]:
     v = np.asarray(values[-k:], dtype=np.float64)
     return float(v.mean()), float(v.std())
 
+# %% ../nbs/40_anomaly.ipynb #b1e0a002
+def average_precision(labels:Tensor|np.ndarray, # 1 = anomaly
+                      scores:Tensor|np.ndarray, # higher = more anomalous
+                     )->float:
+    "Average precision $\\sum_n (R_n - R_{n-1}) P_n$: the step-wise area under the PR curve, no interpolation across ties."
+    from sklearn.metrics import average_precision_score
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+    if not np.isfinite(scores).all(): raise LebmError("anomaly scores contain NaN or inf")
+    return float(average_precision_score(labels, scores))
+
+def tie_fraction(scores:Tensor|np.ndarray)->float:
+    "Fraction of the scores that share their value with at least one other score."
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if not len(s): return 0.0
+    _, inv, n = np.unique(s, return_inverse=True, return_counts=True)
+    return float((n[inv] > 1).mean())
+
+# %% ../nbs/40_anomaly.ipynb #b1e0a006
+class TiedScoresWarning(UserWarning):
+    "An anomaly score with many tied values: its trapezoidal AUPRC is inflated; read its average precision."
+
+def evaluate_scores(labels:Tensor|np.ndarray, # `(N,)` 1 = anomaly
+                    terms:dict[str, Tensor|np.ndarray], # named scores, each `(N,)`, higher = more anomalous
+                    max_ties:float=0.1, # warn when a larger fraction of a score's values is tied
+                   )->dict[str, dict[str, float]]: # name -> {'auprc': trapezoidal, 'ap': average precision, 'ties': tie fraction}
+    "Trapezoidal AUPRC, average precision and tie fraction of each named score; warns on a score with many ties."
+    out = {}
+    for name, s in terms.items():
+        s = np.asarray(s, dtype=np.float64); ties = tie_fraction(s)
+        if ties > max_ties:
+            warnings.warn(f"anomaly score {name!r}: {ties:.1%} of its values are tied (more than {max_ties:.0%}); its trapezoidal "
+                          f"AUPRC interpolates across the ties (a constant score gets (1 + chance)/2): read its average precision",
+                          TiedScoresWarning, stacklevel=2)
+        out[name] = dict(auprc=auprc(labels, s), ap=average_precision(labels, s), ties=ties)
+    return out
+
 # %% ../nbs/40_anomaly.ipynb #bec29e1d
 @torch.no_grad()
 def score_batched(score_fn:Callable[[Tensor], Tensor], x:Tensor, batch_size:int=1000)->Tensor:
     "Scores `(N,)` of `x` in batches."
     return torch.cat([score_fn(x[i:i+batch_size]).float().cpu() for i in range(0, len(x), batch_size)])
 
+@torch.no_grad()
+def terms_batched(terms_fn:Callable[[Tensor], dict[str, Tensor]], x:Tensor, batch_size:int=1000)->dict[str, Tensor]:
+    "Each named term `(N,)` of `x`, from one call of `terms_fn` per batch."
+    parts = [{k: v.float().cpu() for k, v in terms_fn(x[i:i+batch_size]).items()} for i in range(0, len(x), batch_size)]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
 class AnomalyEval(Callback):
-    "Score the test split every `every` steps over the last `n_evals` evaluation points; log the AUPRC."
+    "Every `every` steps over the last `n_evals` evaluation points: the joint score and each term, by trapezoidal AUPRC and AP."
     order = 30
-    def __init__(self, split:HeldoutSplit, score_fn:Callable, every:int, n_evals:int=10, batch_size:int=1000):
-        self.split, self.score_fn, self.every, self.n_evals, self.bs = split, score_fn, every, n_evals, batch_size
-        self.auprcs:list[tuple[int, float]] = []
-    def state_dict(self): return {'auprcs': list(self.auprcs)}
-    def load_state_dict(self, sd): self.auprcs = [tuple(a) for a in sd['auprcs']]
+    def __init__(self, split:HeldoutSplit,
+                 terms_fn:Callable[[Tensor], dict[str, Tensor]], # images -> {'recon': (B,), 'prior': (B,)} at one latent, e.g. `model.score_terms`
+                 w:float, # weight of `recon` in the joint score `w*recon + prior`
+                 every:int, n_evals:int=10, batch_size:int=1000):
+        self.split, self.terms_fn, self.w, self.every, self.n_evals, self.bs = split, terms_fn, w, every, n_evals, batch_size
+        self.records:list[dict] = []
+    @property
+    def auprcs(self)->list[tuple[int, float]]: return [(r['step'], r['joint_auprc']) for r in self.records]
+    def state_dict(self): return {'records': [dict(r) for r in self.records]}
+    def load_state_dict(self, sd): self.records = [dict(r) for r in sd['records']]
+    def evaluate(self, step:int)->dict:
+        "Score the test split once (its chains seeded by `step`): the record of every score and metric."
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(step)
+            t = terms_batched(self.terms_fn, self.split.x_test, self.bs)
+        res = evaluate_scores(self.split.y_test.numpy(), {'joint': self.w*t['recon'] + t['prior'], **t})
+        return {'step': step, **{f'{n}_{m}': v for n, d in res.items() for m, v in d.items()}}
     def after_step(self, tr):
         due = tr.step % self.every == 0 and tr.step > tr.steps - self.n_evals*self.every
         if not due or tr.rank != 0: return
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(tr.step)
-            a = auprc(self.split.y_test.numpy(), score_batched(self.score_fn, self.split.x_test, self.bs).numpy())
-        self.auprcs.append((tr.step, a)); tr.log({'eval/auprc': a})
+        r = self.evaluate(tr.step); self.records.append(r)
+        tr.log({f'eval/{k}': v for k, v in r.items() if k != 'step'})
+
+# %% ../nbs/40_anomaly.ipynb #b1e0a009
+def summarize_records(records:list[dict], # `AnomalyEval.records`: {'step', '<score>_auprc', '<score>_ap', ...} per evaluation
+                      k:int=10, # the last `k` evaluations are averaged (our protocol)
+                     )->dict:
+    "Per score, mean ± std of trapezoidal AUPRC and AP over the last `k` evaluations; the best-on-test joint AUPRC apart."
+    if not records: raise LebmError("no evaluation records to summarize")
+    names = [key[:-len('_auprc')] for key in records[-1] if key.endswith('_auprc')]
+    col = lambda key: [r[key] for r in records]
+    terms = {n: {f'{m}_{s}': v for m in ('auprc', 'ap') for s, v in zip(('mean', 'std'), last_k_summary(col(f'{n}_{m}'), k))}
+             for n in names}
+    best = max(records, key=lambda r: r['joint_auprc'])           # the first of equal maxima
+    j = terms['joint']
+    return dict(auprc_mean=j['auprc_mean'], auprc_std=j['auprc_std'], ap_mean=j['ap_mean'], ap_std=j['ap_std'],
+                n_evals=len(records[-k:]), terms=terms, best_on_test_auprc=best['joint_auprc'], best_on_test_step=best['step'])
+
+def summary_table(s:dict, # `summarize_records` output
+                  chance:float, # the anomaly fraction
+                 )->str:
+    "A small text table: our protocol per score, the random and constant references, and the labelled best-on-test value."
+    v = lambda m, sd=None: (f"{m:.3f}" + (f" ± {sd:.3f}" if sd is not None else '')).ljust(13)
+    rows = [f"{'score':<10}{'trapezoidal AUPRC':<19}{'AP':<15}mean ± std over the last {s['n_evals']} evaluations (our protocol)"]
+    rows += [f"{n:<10}{v(t['auprc_mean'], t['auprc_std']):<19}{v(t['ap_mean'], t['ap_std']):<15}" for n, t in s['terms'].items()]
+    rows += [f"{'random':<10}{v(chance):<19}{v(chance):<15}chance: the anomaly fraction",
+             f"{'constant':<10}{v((1 + chance)/2):<19}{v(chance):<15}what the trapezoid credits to ties",
+             f"published-style, checkpoint selected on the test set: best joint trapezoidal AUPRC "
+             f"{s['best_on_test_auprc']:.3f} (step {s['best_on_test_step']})"]
+    return '\n'.join(r.rstrip() for r in rows)

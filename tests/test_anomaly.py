@@ -1,0 +1,81 @@
+"""The anomaly evaluation (nbs/40_anomaly.ipynb, nbs/runs/anomaly.ipynb): average precision beside the published
+trapezoidal AUPRC, the tie warning, per-term records that survive a resume, and the run notebook's metrics."""
+import json, subprocess
+import numpy as np, pytest, torch
+from latent_ebm_nb.anomaly import (HeldoutSplit, AnomalyEval, TiedScoresWarning, auprc, average_precision, evaluate_scores,
+                                   tie_fraction, summarize_records)
+from latent_ebm_nb.methods import get_method
+from latent_ebm_nb.trainer import Trainer
+
+from helpers import StopAt, images
+
+def labels(n=3000, frac=0.35, seed=0)->np.ndarray:
+    return (np.random.RandomState(seed).rand(n) < frac).astype(int)
+
+def test_constant_score_gets_chance_ap_and_inflated_trapezoid():
+    "A constant score: AP is exactly the anomaly fraction; the trapezoid gives (1 + chance)/2; the tie warning names the fraction."
+    y = labels(); chance = y.mean()
+    const = np.full(len(y), 3.0)
+    assert average_precision(y, const) == chance
+    assert abs(auprc(y, const) - (1 + chance)/2) < 1e-12
+    assert tie_fraction(const) == 1.0 and tie_fraction(np.arange(10.)) == 0.0
+    with pytest.warns(TiedScoresWarning, match=r"'constant': 100.0% of its values are tied"):
+        r = evaluate_scores(y, {'constant': const})
+    assert r['constant']['ap'] == chance and r['constant']['ties'] == 1.0
+
+def test_perfect_and_random_scores():
+    y = labels(); rng = np.random.RandomState(1)
+    r = evaluate_scores(y, {'perfect': y + 0.5*rng.rand(len(y)), 'random': rng.rand(len(y))})
+    assert abs(r['perfect']['auprc'] - 1) < 1e-12 and abs(r['perfect']['ap'] - 1) < 1e-12
+    assert abs(r['random']['auprc'] - y.mean()) < 0.04 and abs(r['random']['ap'] - y.mean()) < 0.04
+
+def anomaly_trainer(out, split, steps=8, cbs=()):
+    spec = get_method('lebm'); cfg = spec.config(spec.test_preset)
+    torch.manual_seed(0); model = spec.build(cfg)
+    ev = AnomalyEval(split, model.score_terms, w=model.recon_weight, every=2, n_evals=3, batch_size=32)
+    return Trainer(model, split.x_train, steps=steps, batch_size=20, out=out, seed=3, ckpt_every=2, progress=False,
+                   cbs=[ev, *cbs]), ev
+
+def test_records_survive_resume_exactly(tmp_path):
+    "A run stopped between evaluations and resumed records exactly the evaluations of the uninterrupted run."
+    x = images(160, seed=2)
+    y = (torch.arange(60) % 3 == 0).long()
+    split = HeldoutSplit(x[:100], x[100:], y, 0)
+    full, ev_full = anomaly_trainer(tmp_path/'a', split); full.fit()
+    part, ev_part = anomaly_trainer(tmp_path/'b', split, cbs=[StopAt(5)]); part.fit()
+    assert [r['step'] for r in ev_part.records] == [4]
+    torch.manual_seed(12345)
+    res, ev_res = anomaly_trainer(tmp_path/'b', split); res.fit(resume=True)
+    assert [r['step'] for r in ev_full.records] == [4, 6, 8]
+    assert ev_res.records == ev_full.records and ev_res.auprcs == ev_full.auprcs
+    assert (tmp_path/'a'/'metrics.jsonl').read_text() == (tmp_path/'b'/'metrics.jsonl').read_text()
+    ck = torch.load(tmp_path/'a'/'checkpoint.pt', weights_only=True)          # plain data in the checkpoint
+    assert ck['cbs']['AnomalyEval']['records'] == ev_full.records
+    assert set(ev_full.records[0]) == {'step'} | {f'{n}_{m}' for n in ('joint', 'recon', 'prior') for m in ('auprc', 'ap', 'ties')}
+
+def test_summary_keeps_best_on_test_apart():
+    recs = [dict(step=s, joint_auprc=a, joint_ap=a - 0.1) for s, a in [(2, 0.9), (4, 0.6), (6, 0.7)]]
+    s = summarize_records(recs, k=2)
+    assert abs(s['auprc_mean'] - 0.65) < 1e-12 and s['n_evals'] == 2
+    assert (s['best_on_test_auprc'], s['best_on_test_step']) == (0.9, 2)
+
+def test_anomaly_run_reports_both_protocols(lebm, root, tmp_path):
+    out = tmp_path/'r'
+    r = subprocess.run(lebm + ['run', 'anomaly', '-p', 'preset', 'tiny', '-p', 'steps', '4', '-p', 'eval_every', '2', '-p', 'n_evals', '2',
+                               '--out', str(out), '--no-progress'], cwd=root, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out/'metrics.json').read_text())
+    for k in ('auprc_mean', 'auprc_std', 'ap_mean', 'ap_std', 'terms', 'best_on_test_auprc', 'best_on_test_step', 'auprcs', 'records',
+              'n_evals', 'anomaly_fraction'):
+        assert k in m, k
+    assert m['n_evals'] == 2 and [s for s, _ in m['auprcs']] == [2, 4] and len(m['records']) == 2
+    joint = [a for _, a in m['auprcs']]
+    assert m['best_on_test_auprc'] >= m['auprc_mean'] - 1e-12 and m['best_on_test_auprc'] == max(joint)
+    assert m['best_on_test_step'] == m['auprcs'][joint.index(max(joint))][0]
+    assert joint == [rec['joint_auprc'] for rec in m['records']]
+    assert set(m['terms']) == {'joint', 'recon', 'prior'}
+    for name, t in m['terms'].items():
+        assert set(t) == {'auprc_mean', 'auprc_std', 'ap_mean', 'ap_std'}, name
+        assert all(0 <= v <= 1 for v in t.values()), (name, t)
+    assert m['terms']['joint']['auprc_mean'] == m['auprc_mean'] and m['terms']['joint']['ap_mean'] == m['ap_mean']
+    assert 0 < m['anomaly_fraction'] < 1
