@@ -100,21 +100,29 @@ def test_anomaly_notebook_runs(name, options, lebm, root, tmp_path):
 def png(out, *names, size=300):
     for f in names: assert (out/'figures'/f'{f}.png').stat().st_size > size, f
 
+def check_prior_effect(m, priors=('prior', 'reference')):
+    "FID/KID of each prior's decoded samples, finite, with the prior-effect figure (where there is one)."
+    assert set(m['prior_effect']) == set(priors) and all(v['fid'] > 0 and v['kid_std'] >= 0 for v in m['prior_effect'].values())
+
 def check_train_lebm(out, m):
+    check_prior_effect(m); png(out, 'prior_effect')
     assert m['steps'] == 20 and 0 < m['test_recon_mse'] < 4 and 'energy_pos_mean' in m and 'energy_neg_mean' in m
     png(out, 'samples', 'reconstructions', 'training', size=500)
 
 def check_train_joint_hebm(out, m):
+    check_prior_effect(m); png(out, 'prior_effect')
     assert m['steps'] == 6 and 0 < m['test_recon_mse'] < 4 and m['scheme'] == 'variational' and m['dims'] == [4, 3, 2]
     assert len(m['layer_energy_pos_mean']) == 3 and set(m['probe_accuracy']) == {'layer_1', 'layer_2', 'layer_3', 'all'}
     assert load_run(out).cfg.dims == (4, 3, 2)                 # the checkpoint records the config
     png(out, 'samples', 'reconstructions', 'hierarchical_grid', 'hierarchical_grid_labelled', 'layer_energies', 'training', size=500)
 
 def check_train_diffusion_hebm(out, m):
+    check_prior_effect(m, ('gaussian', 'joint_ebm', 'diffusion_ebm'))
     assert set(m['prior_hole']) == {'gaussian', 'joint_ebm', 'diffusion_ebm'} and all(0 <= v['c2st'] <= 1 for v in m['prior_hole'].values())
     png(out, 'priors_side_by_side')
 
 def check_train_nce_multistage(out, m):
+    check_prior_effect(m); png(out, 'prior_effect')
     assert m['steps'] == 10 and m['n_stages_done'] == 2 and len(m['stages']) == 2 and 0 < m['test_recon_mse'] < 4
     assert all(0 <= s['heldout_acc'] <= 1 and 'hole_c2st_after' in s and 'hole_mmd2_before' in s for s in m['stages'])
     png(out, 'samples', 'reconstructions', 'training', 'samples_stage1', 'samples_stage2')
@@ -131,12 +139,13 @@ def check_train_daebm(out, m):
 
 # run notebook -> (tiny parameters, what its outputs must show); the method and its test preset come from the registry
 TRAIN_RUNS = {
-    'train_lebm': (['-p', 'steps', '20', '-p', 'n_train', '300', '-p', 'n_test', '100'], check_train_lebm),
+    'train_lebm': (['-p', 'steps', '20', '-p', 'n_train', '300', '-p', 'n_test', '100', '-p', 'n_fid', '200'], check_train_lebm),
     'train_joint_hebm': (['-p', 'steps', '6', '-p', 'n_train', '300', '-p', 'n_test', '100', '-p', 'n_probe', '100', '-p', 'dims', '4,3,2',
-                          '-p', 'scheme', 'variational'], check_train_joint_hebm),
+                          '-p', 'scheme', 'variational', '-p', 'n_fid', '200'], check_train_joint_hebm),
     'train_diffusion_hebm': (['-p', 'n_train', '200', '-p', 'n_test', '60', '-p', 'gen_steps', '3', '-p', 'prior_steps', '3',
-                              '-p', 'n_prior', '60'], check_train_diffusion_hebm),
-    'train_nce_multistage': (['-p', 'n_train', '300', '-p', 'n_test', '100', '-p', 'n_prior', '100'], check_train_nce_multistage),
+                              '-p', 'n_prior', '60', '-p', 'n_fid', '200'], check_train_diffusion_hebm),
+    'train_nce_multistage': (['-p', 'n_train', '300', '-p', 'n_test', '100', '-p', 'n_prior', '100', '-p', 'n_fid', '200'],
+                             check_train_nce_multistage),
     'train_daebm': (['-p', 'steps', '10', '-p', 'n_samples', '50', '-p', 'n_data', '1000'], check_train_daebm)}
 RUN_CASES = ([(s.name, nb, []) for s in METHODS.values() for nb in s.notebooks if nb in TRAIN_RUNS] +
              [('daebm', 'train_daebm', ['-p', 'dataset', 'mnist', '-p', 'preset', 'tiny_image', '-p', 'steps', '4', '-p', 'n_samples', '20',
