@@ -68,7 +68,7 @@ def anomaly_score(self:LatentMethod, x:Tensor, w:float|None=None)->Tensor:
     t = self.score_terms(x)
     return (self.recon_weight if w is None else w)*t['recon'] + t['prior']
 
-# %% ../nbs/26_latent.ipynb #3fc50f75
+# %% ../nbs/26_latent.ipynb #6fc74254
 class Amortizer(nn.Module):
     "An inference model $\\mu_\\phi(x)$ (a conv encoder) that starts posterior chains; trained by regression on $z^+$."
     def __init__(self, d:int, img_shape:tuple=(1, 28, 28), nef:int=32):
