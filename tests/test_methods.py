@@ -11,7 +11,8 @@ from helpers import StopAt, params
 
 # settings that reach a method's other code paths (a scheme, a phase switch, persistent chains), as options strings
 VARIANTS = {'lebm': ['amortize=True,nef=4,prior_init=amortized,refine_steps=2,lr_decay=0.5,lr_decay_every=3'],
-            'joint_hebm': ['scheme=variational'], 'diffusion_hebm': ['pretrain_steps=6'],
+            'joint_hebm': ['scheme=variational', 'scheme=variational,prior_init=amortized,refine_steps=2,lr_decay=0.5,lr_decay_every=3'],
+            'diffusion_hebm': ['pretrain_steps=6'],
             'nce': ['negatives=persistent,amortize=True,iters_per_stage=6,refine_steps=2']}
 CASES = [(n, o) for n in METHODS for o in [''] + VARIANTS.get(n, [])]
 

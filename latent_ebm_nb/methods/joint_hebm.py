@@ -44,13 +44,14 @@ class JointHEBMConfig:
     lr_i:float = 2e-4               # variational: inference model
     e_reg:float = 0.0               # L2 penalty on the energies' values at z+ and z- (keeps the variational scheme bounded)
     prior_space:str = 'z'           # prior Langevin in 'z' (the paper's code) or in 'eps' = T^{-1}(z) (scale-free, see below)
+    prior_init:str = 'reference'    # variational: prior chains start from 'reference' N(0, I) or 'amortized' q(z|x) of the batch (DAMC)
     refine_steps:int = 0            # test-time inference: noise-free posterior steps after infer_z's start (the AD protocol: 5)
     refine_step_size:float = 0.1    # their step size s (drift s^2/2)
     score_w:float|None = None       # anomaly score weight of the squared error; None: 1/(2 sigma^2) (the AD protocol: 1)
     lr_decay:float = 1.0            # learning rates x lr_decay every lr_decay_every steps (0: no decay)
     lr_decay_every:int = 0
     CHOICES = dict(generator=('mlp', 'conv'), energy=('layerwise', 'joint', 'both'), scheme=('mle', 'variational'),
-                   prior_space=('z', 'eps'))     # fields with fixed values (a class attribute, not a field)
+                   prior_space=('z', 'eps'), prior_init=('reference', 'amortized'))     # fields with fixed values (a class attribute, not a field)
 
 JOINT_PRESETS = {
     # the public joint-training CIFAR-10 script: z1 = 128, z2 = 100, 4 hidden layers in p(z1|z2), K1 = 40
@@ -62,9 +63,10 @@ JOINT_PRESETS = {
     'mnist_cpu_var': JointHEBMConfig(scheme='variational', lr_e=2e-5, e_reg=0.1, prior_space='eps'),
     'mnist_cpu_var_l3': JointHEBMConfig(dims=(16, 8, 4), scheme='variational', lr_e=2e-5, e_reg=0.1, prior_space='eps'),
     # the anomaly protocol (see LEBM's mnist_ad) for the variational scheme: the inference model is the amortised start,
-    # five noise-free posterior steps at test time, score weight 1, sigma 1, the 28x28 conv generator at ngf 8
+    # prior chains (z-space, 60 x 0.4) start from q(z|x) of the batch as in DAMC (from N(0, I) in eps-space they diverged
+    # within 70 steps at sigma 1), five noise-free posterior steps at test time, score weight 1, the conv generator at ngf 8
     'mnist_ad': JointHEBMConfig(dims=(8, 4), generator='conv', gen_width=8, sigma=1.0, scheme='variational', lr_e=2e-5,
-                                e_reg=0.1, prior_space='eps', prior_steps=60, prior_step_size=0.4, refine_steps=5,
+                                e_reg=0.1, prior_space='z', prior_init='amortized', prior_steps=60, prior_step_size=0.4, refine_steps=5,
                                 refine_step_size=0.1, score_w=1.0, lr_decay=0.99, lr_decay_every=1000),
     'tiny': JointHEBMConfig(dims=(4, 2), gen_width=32, cond_width=16, cond_hidden=1, e_width=16, prior_steps=5, post_steps=5,
                             enc_width=8, enc_feat=32),
@@ -91,10 +93,12 @@ class JointHEBM(HierarchicalLatentMethod):
 
 # %% ../../nbs/31_joint_hebm.ipynb #9f7eabcd
 @patch
-def prior_sample_z(self:JointHEBM, n:int)->Tensor:
-    "$z^-$: short-run Langevin on the joint prior from $\\mathcal N(0, I)$ (in $z$ or in $\\varepsilon$, `prior_space`), flat `(n, sum(dims))`."
+def prior_sample_z(self:JointHEBM, n:int, z0:Tensor|None=None)->Tensor:
+    "$z^-$: short-run Langevin on the joint prior from $\\mathcal N(0, I)$ or from `z0` (in $z$ or in $\\varepsilon$, `prior_space`), flat `(n, sum(dims))`."
     c = self.cfg
-    z0 = self.prior.init(n, device=next(self.G.parameters()).device)
+    if z0 is None: z0 = self.prior.init(n, device=next(self.G.parameters()).device)
+    elif c.prior_space == 'eps':
+        with torch.no_grad(): z0 = self.hier.to_eps(z0)
     if c.prior_space == 'eps':
         eps = ula(self.prior.eps_potential, z0, c.prior_steps, c.prior_step_size)[0]
         with torch.no_grad(): return self.hier.to_z(eps)
@@ -140,8 +144,9 @@ def _train_step_mle(self:JointHEBM, x:Tensor)->dict[str, Tensor]:
 def _train_step_var(self:JointHEBM, x:Tensor)->dict[str, Tensor]:
     "One variational iteration: a reparameterised $z^q \\sim q(z|x)$, prior Langevin (EBM only), one ELBO step for all parameters."
     B = x.shape[0]
-    z_neg = self.prior_sample_z(B) if self.cfg.use_ebm else None
     z_q, lq = self.Q(x)
+    z0 = z_q.detach() if self.cfg.prior_init == 'amortized' else None          # DAMC: prior chains from the amortised posterior
+    z_neg = self.prior_sample_z(B, z0) if self.cfg.use_ebm else None
     x_hat = self.gen.decode(z_q)
     nll, lp = self.gen.obs.nll(x, x_hat), self.hier.log_prob(z_q)
     loss = nll - lp + lq
