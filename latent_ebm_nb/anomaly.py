@@ -49,14 +49,18 @@ def heldout_split(digit:int, # the held-out (anomalous) digit c
                         torch.from_numpy(labels[order]).long(), digit)
 
 # %% ../nbs/40_anomaly.ipynb #e9249f8e
+def _labels_scores(labels, scores, what:str='anomaly')->tuple[np.ndarray, np.ndarray]:
+    "NumPy labels and float64 scores; non-finite scores are an error."
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+    if not np.isfinite(scores).all(): raise LebmError(f"{what} scores contain NaN or inf")
+    return labels, scores
+
 def auprc(labels:Tensor|np.ndarray, # 1 = anomaly
           scores:Tensor|np.ndarray, # higher = more anomalous
          )->float:
     "Area under the precision-recall curve by the trapezoidal rule (the reference implementation's metric)."
     from sklearn.metrics import precision_recall_curve, auc
-    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
-    if not np.isfinite(scores).all(): raise LebmError("anomaly scores contain NaN or inf")
-    p, r, _ = precision_recall_curve(labels, scores)
+    p, r, _ = precision_recall_curve(*_labels_scores(labels, scores))
     return float(auc(r, p))
 
 def auroc(labels:Tensor|np.ndarray, # 1 = anomaly / out of distribution
@@ -64,9 +68,7 @@ def auroc(labels:Tensor|np.ndarray, # 1 = anomaly / out of distribution
          )->float:
     "Area under the ROC curve: the probability that a random positive scores above a random negative (OOD detection)."
     from sklearn.metrics import roc_auc_score
-    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
-    if not np.isfinite(scores).all(): raise LebmError("OOD scores contain NaN or inf")
-    return float(roc_auc_score(labels, scores))
+    return float(roc_auc_score(*_labels_scores(labels, scores, 'OOD')))
 
 def last_k_summary(values:list[float], k:int=10)->tuple[float, float]:
     "Mean and (population) std of the last `k` values."
@@ -79,9 +81,7 @@ def average_precision(labels:Tensor|np.ndarray, # 1 = anomaly
                      )->float:
     "Average precision $\\sum_n (R_n - R_{n-1}) P_n$: the step-wise area under the PR curve, no interpolation across ties."
     from sklearn.metrics import average_precision_score
-    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
-    if not np.isfinite(scores).all(): raise LebmError("anomaly scores contain NaN or inf")
-    return float(average_precision_score(labels, scores))
+    return float(average_precision_score(*_labels_scores(labels, scores)))
 
 def tie_fraction(scores:Tensor|np.ndarray)->float:
     "Fraction of the scores that share their value with at least one other score."

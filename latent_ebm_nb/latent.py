@@ -18,6 +18,9 @@ __all__ = ['LatentMethod', 'Amortizer', 'HierarchicalLatentMethod']
 # %% ../nbs/26_latent.ipynb #8adc901e
 class LatentMethod(Method):
     "A generator model with a latent prior: subclasses define the four verbs; `sample`, `reconstruct` and the anomaly score come from them."
+    def __init__(self, cfg=None):
+        super().__init__()
+        if cfg is not None: self.cfg = cfg                                  # the method's config (a dataclass)
     @property
     def latent_dim(self)->int: raise NotImplementedError                     # d, the size of a flat latent
     def prior_sample_z(self, n:int)->Tensor: raise NotImplementedError       # `(n, d)` samples of the prior
@@ -85,8 +88,12 @@ def posterior_potential(self:LatentMethod, x:Tensor)->Callable[[Tensor], Tensor]
     return lambda z: (x - self.decode(z)).flatten(1).pow(2).sum(1)/(2*self.cfg.sigma**2) + self.prior_potential(z)
 
 @patch
-def refine_z(self:LatentMethod, x:Tensor, z:Tensor, n_steps:int, step_size:float)->Tensor:
-    "`n_steps` noise-free Langevin steps $z \\leftarrow z - \\frac{s^2}{2}\\nabla U(z \\mid x)$ from `z`."
+def refine_z(self:LatentMethod, x:Tensor, z:Tensor, n_steps:int|None=None, step_size:float|None=None)->Tensor:
+    "`n_steps` (default `cfg.refine_steps`, 0 if unset) noise-free Langevin steps $z \\leftarrow z - \\frac{s^2}{2}\\nabla U(z \\mid x)$ from `z`."
+    c = self.cfg
+    n_steps = getattr(c, 'refine_steps', 0) if n_steps is None else n_steps
+    step_size = getattr(c, 'refine_step_size', 0.1) if step_size is None else step_size
+    if not n_steps: return z
     U = self.posterior_potential(x)
     for _ in range(n_steps): z = z - 0.5*step_size**2*energy_grad(U, z)[1]
     return z.detach()
@@ -95,8 +102,7 @@ def refine_z(self:LatentMethod, x:Tensor, z:Tensor, n_steps:int, step_size:float
 class HierarchicalLatentMethod(LatentMethod):
     "A latent method over a Gaussian hierarchy: `hier`, decoder `G`, `gen`, and their optimisers `opt_g`, `opt_c`, from `cfg`."
     def __init__(self, cfg):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         gen = hierarchical_generator(cfg.dims, cfg.img_shape, cfg.generator, cfg.gen_width, cfg.cond_width, cfg.cond_hidden, cfg.sigma)
         self.hier, self.G, self.gen = gen.hierarchy, gen.decoder, gen
         b = (cfg.beta1, 0.999)

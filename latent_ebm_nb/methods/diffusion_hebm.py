@@ -262,6 +262,4 @@ def prior_potential(self:DiffusionHEBM, eps:Tensor)->Tensor:
 @patch
 def infer_z(self:DiffusionHEBM, x:Tensor)->Tensor:
     "$\\hat\\varepsilon$: the Gaussian-hierarchy posterior sample of `x` (`posterior_eps`), then `refine_steps` noise-free steps."
-    c = self.cfg
-    eps = self.posterior_eps(x)
-    return self.refine_z(x, eps, c.refine_steps, c.refine_step_size) if c.refine_steps else eps
+    return self.refine_z(x, self.posterior_eps(x))

@@ -116,11 +116,9 @@ def posterior_sample_z(self:JointHEBM, x:Tensor, n_steps:int|None=None)->Tensor:
 @patch
 def infer_z(self:JointHEBM, x:Tensor)->Tensor:
     "A point estimate $\\hat z$ of the latents of `x`: the mean chain of $q$ (variational), a posterior Langevin sample (MLE)."
-    c = self.cfg
-    if self.Q is not None:
-        with torch.no_grad(): z = self.Q.mean(x)
-    else: z = self.posterior_sample_z(x)
-    return self.refine_z(x, z, c.refine_steps, c.refine_step_size) if c.refine_steps else z
+    if self.Q is None: return self.refine_z(x, self.posterior_sample_z(x))
+    with torch.no_grad(): z = self.Q.mean(x)
+    return self.refine_z(x, z)
 
 # %% ../../nbs/31_joint_hebm.ipynb #0c38fc29
 def _train_step_mle(self:JointHEBM, x:Tensor)->dict[str, Tensor]:

@@ -65,8 +65,7 @@ LEBM_PRESETS = {
 class LEBM(LatentMethod):
     "Generator with a latent EBM prior, trained by MLE with short-run prior and posterior Langevin."
     def __init__(self, cfg:LEBMConfig):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.G = make_generator(cfg.generator, cfg.nz, cfg.img_shape, cfg.gen_width)
         self.E = EnergyMLP(cfg.nz, cfg.ndf, cfg.e_act) if cfg.use_ebm else ZeroEnergy()
         self.prior = TiltedPrior(self.E, GaussianReference(cfg.nz, cfg.sigma0))
@@ -125,9 +124,7 @@ def train_step(self:LEBM, x:Tensor)->dict[str, Tensor]:
 @patch
 def infer_z(self:LEBM, x:Tensor)->Tensor:
     "$\\hat z$: amortised $\\mu(x)$ or a short-run posterior sample, then `refine_steps` noise-free steps (the AD protocol)."
-    c = self.cfg
-    z = self.Q(x).detach() if self.Q is not None else self.posterior_sample_z(x)
-    return self.refine_z(x, z, c.refine_steps, c.refine_step_size) if c.refine_steps else z
+    return self.refine_z(x, self.Q(x).detach() if self.Q is not None else self.posterior_sample_z(x))
 
 @patch
 def decode(self:LEBM, z:Tensor)->Tensor: return self.G(z)

@@ -108,8 +108,7 @@ NCE_PRESETS = {
 class MultiStageNCE(LatentMethod):
     "Generator with a latent prior $\\mathcal N(0, I)\\prod_k e^{f_k}$ learned by adaptive multi-stage NCE."
     def __init__(self, cfg:NCEConfig):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         K = cfg.n_stages if cfg.use_ebm else 0
         self.G = make_generator(cfg.generator, cfg.nz, cfg.img_shape, cfg.gen_width)
         self.ratios = StageRatios(cfg.nz, K, cfg.ndf, cfg.e_act)
@@ -224,9 +223,7 @@ def decode(self:MultiStageNCE, z:Tensor)->Tensor: return self.G(z)
 @patch
 def infer_z(self:MultiStageNCE, x:Tensor)->Tensor:
     "$\\hat z$: a posterior sample under the prior of every frozen stage (`posterior_sample_z`), then `refine_steps` noise-free steps."
-    c = self.cfg
-    z = self.posterior_sample_z(x)
-    return self.refine_z(x, z, c.refine_steps, c.refine_step_size) if c.refine_steps else z
+    return self.refine_z(x, self.posterior_sample_z(x))
 
 # %% ../../nbs/33_nce.ipynb #fa54d7b0
 @torch.no_grad()
