@@ -15,7 +15,7 @@ spec = get_method('diffusion_hebm')
 def data(n=120, seed=0): return images(n, seed)   # random images in [-1, 1]
 
 def test_coefficients_match_reference_tables():
-    "methods-hierarchical-ebm.md §3.2-3.3, T = 3, b^2 = 3e-5 (CIFAR-10 code)."
+    "Cui, Wu & Han 2023, arXiv:2306.06323; Cui & Han 2024, arXiv:2405.13910, T = 3, b^2 = 3e-5 (CIFAR-10 code)."
     m = spec.build(spec.config('mnist_cpu'))
     co = m.coefficients()
     ref = dict(temperature=[1.44e-5, 1.77e-3, 2.88e-3], step_size=[0.0038, 0.042, 0.054], a=[0.72213, 0.38627, 1.],
