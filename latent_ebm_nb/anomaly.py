@@ -127,20 +127,25 @@ class AnomalyEval(Callback):
     def __init__(self, split:HeldoutSplit,
                  terms_fn:Callable[[Tensor], dict[str, Tensor]], # images -> {'recon': (B,), 'prior': (B,)} at one latent, e.g. `model.score_terms`
                  w:float, # weight of `recon` in the joint score `w*recon + prior`
-                 every:int, n_evals:int=10, batch_size:int=1000):
+                 every:int, n_evals:int=10, batch_size:int=1000,
+                 n_test:int|None=None, # score the first `n_test` test images (a fixed random subset: the split is shuffled) during training; None: all
+                ):
         self.split, self.terms_fn, self.w, self.every, self.n_evals, self.bs = split, terms_fn, w, every, n_evals, batch_size
+        if n_test is not None and n_test < 1: raise LebmError(f"n_test must be a positive number of test images or None (all), got {n_test}")
+        self.n_test = None if n_test is None or n_test >= len(split.y_test) else n_test
         self.records:list[dict] = []
     @property
     def auprcs(self)->list[tuple[int, float]]: return [(r['step'], r['joint_auprc']) for r in self.records]
     def state_dict(self): return {'records': [dict(r) for r in self.records]}
     def load_state_dict(self, sd): self.records = [dict(r) for r in sd['records']]
-    def evaluate(self, step:int)->dict:
-        "Score the test split once (its chains seeded by `step`): the record of every score and metric."
+    def evaluate(self, step:int, full:bool=False)->dict:
+        "Score the test subset (`full`: the whole test split) once, its chains seeded by `step`: the record of every score and metric."
+        n = None if full else self.n_test
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(step)
-            t = terms_batched(self.terms_fn, self.split.x_test, self.bs)
-        res = evaluate_scores(self.split.y_test.numpy(), {'joint': self.w*t['recon'] + t['prior'], **t})
-        return {'step': step, **{f'{n}_{m}': v for n, d in res.items() for m, v in d.items()}}
+            t = terms_batched(self.terms_fn, self.split.x_test[:n], self.bs)
+        res = evaluate_scores(self.split.y_test[:n].numpy(), {'joint': self.w*t['recon'] + t['prior'], **t})
+        return {'step': step, 'n_test': len(t['recon']), **{f'{n}_{m}': v for n, d in res.items() for m, v in d.items()}}
     def after_step(self, tr):
         due = tr.step % self.every == 0 and tr.step > tr.steps - self.n_evals*self.every
         if not due or tr.rank != 0: return

@@ -51,7 +51,7 @@ def test_records_survive_resume_exactly(tmp_path):
     assert (tmp_path/'a'/'metrics.jsonl').read_text() == (tmp_path/'b'/'metrics.jsonl').read_text()
     ck = torch.load(tmp_path/'a'/'checkpoint.pt', weights_only=True)          # plain data in the checkpoint
     assert ck['cbs']['AnomalyEval']['records'] == ev_full.records
-    assert set(ev_full.records[0]) == {'step'} | {f'{n}_{m}' for n in ('joint', 'recon', 'prior') for m in ('auprc', 'ap', 'ties')}
+    assert set(ev_full.records[0]) == {'step', 'n_test'} | {f'{n}_{m}' for n in ('joint', 'recon', 'prior') for m in ('auprc', 'ap', 'ties')}
 
 def test_summary_keeps_best_on_test_apart():
     recs = [dict(step=s, joint_auprc=a, joint_ap=a - 0.1) for s, a in [(2, 0.9), (4, 0.6), (6, 0.7)]]
@@ -62,7 +62,7 @@ def test_summary_keeps_best_on_test_apart():
 def test_anomaly_run_reports_both_protocols(lebm, root, tmp_path):
     out = tmp_path/'r'
     r = subprocess.run(lebm + ['run', 'anomaly', '-p', 'preset', 'tiny', '-p', 'steps', '4', '-p', 'eval_every', '2', '-p', 'n_evals', '2',
-                               '--out', str(out), '--no-progress'], cwd=root, capture_output=True, text=True, timeout=600)
+                               '-p', 'eval_n', '300', '--out', str(out), '--no-progress'], cwd=root, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out/'metrics.json').read_text())
     for k in ('auprc_mean', 'auprc_std', 'ap_mean', 'ap_std', 'terms', 'best_on_test_auprc', 'best_on_test_step', 'auprcs', 'records',
@@ -79,3 +79,6 @@ def test_anomaly_run_reports_both_protocols(lebm, root, tmp_path):
         assert all(0 <= v <= 1 for v in t.values()), (name, t)
     assert m['terms']['joint']['auprc_mean'] == m['auprc_mean'] and m['terms']['joint']['ap_mean'] == m['ap_mean']
     assert 0 < m['anomaly_fraction'] < 1
+    # evaluations score a fixed 300-image subset; the final model is scored once more on the whole split (digit 1: 20,302 images)
+    assert [rec['n_test'] for rec in m['records']] == [300, 300] and m['eval_n'] == 300
+    assert m['full_test']['n_test'] == 20_302 and m['full_test']['step'] == 4 and set(m['full_test']) == set(m['records'][-1])
