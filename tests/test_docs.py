@@ -5,7 +5,7 @@ the `00_core` page in headless Chromium (Debian's `/usr/bin/chromium`, driven by
 sidebar in `_quarto.yml` order, a `show_doc` signature, math typeset by the bundled MathJax, and no request to any
 other host. Set `LEBM_DOCS_SCREENSHOT=/path/page.png` to keep a screenshot of the page.
 """
-import os, re, json, shutil, functools, threading, http.server
+import os, re, json, shutil, functools, threading, subprocess, http.server
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -171,3 +171,43 @@ def test_readme(tmp_path, which):
         assert md.startswith('# demo_lib\n\n> A library, for the README test\n\n')
         assert 'only the output' in md and 'print(' not in md and 'fastcore.test' not in md
         assert '```python\n1 + 1\n```' in md and '    2' in md and 'Export -' not in md
+
+
+# --- references: every `.md` file the notebooks, the README or the site configuration name is in the repository ---
+
+_MD_REF = re.compile(r'(?<![\w/.-])((?:\.{1,2}/|[\w-]+/)*[\w.-]+\.md)\b')
+_OUTSIDE = re.compile(r'(?:\.\./)+shared/|shared/reference/|methods-[\w-]+\.md')
+
+
+def _texts():
+    "(file, cell label, text) for every cell of every notebook, README.md and _quarto.yml."
+    for f in sorted([*(ROOT/'nbs').glob('*.ipynb'), *(ROOT/'nbs').glob('*/*.ipynb')]):
+        for i, c in enumerate(nbformat.read(f, as_version=4).cells): yield f, f'cell {i}', c.source
+    for name in ('README.md', '_quarto.yml'):
+        if (ROOT/name).exists(): yield ROOT/name, '', (ROOT/name).read_text()
+
+
+def md_references(text: str) -> list[str]:
+    "The `.md` paths a text names (not inside URLs)."
+    text = re.sub(r'\w+://\S+', '', text)
+    return _MD_REF.findall(text)
+
+
+def test_md_references_regex():
+    assert md_references('see `data/features/README.md` and README.md.') == ['data/features/README.md', 'README.md']
+    assert md_references('`shared/reference/methods-lebm-nce-damc.md` §2') == ['shared/reference/methods-lebm-nce-damc.md']
+    assert md_references('../shared/reference/x.md, https://github.com/a/b/blob/main/README.md') == ['../shared/reference/x.md']
+    assert md_references('a .mdx file, x.mdown, no.md5sum') == []
+
+
+def test_no_dangling_md_references():
+    "A reader can follow every `.md` reference: the file is in the repository (from the root or the citing folder)."
+    tracked = set(subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True, text=True).stdout.split())
+    bad = []
+    for f, where, text in _texts():
+        for ref in md_references(text):
+            cands = [(f.parent/ref).resolve(), (ROOT/ref).resolve()]
+            ok = any(c.is_file() and str(c.relative_to(ROOT)) in tracked for c in cands if c.is_relative_to(ROOT))
+            if not ok: bad.append(f'{f.relative_to(ROOT)} {where}: {ref}')
+        if _OUTSIDE.search(text): bad.append(f'{f.relative_to(ROOT)} {where}: cites notes outside the repository')
+    assert not bad, 'references to .md files not in the repository:\n' + '\n'.join(bad)
