@@ -65,7 +65,9 @@ class ConvGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
         for m in self.modules():
             if isinstance(m, nn.ConvTranspose2d): nn.init.xavier_normal_(m.weight)
-    def forward(self, z:Tensor)->Tensor: return self.net(z[:, :, None, None])
+        self.to(memory_format=torch.channels_last)      # NHWC weights: oneDNN's fast transposed convolutions (see below)
+    def forward(self, z:Tensor)->Tensor:
+        return self.net(z[:, :, None, None].contiguous(memory_format=torch.channels_last)).contiguous()
 
 # %% ../nbs/20_generators.ipynb #51026568
 def make_generator(kind:str, # 'mlp' or 'conv'
