@@ -202,12 +202,32 @@ def test_md_references_regex():
 
 def test_no_dangling_md_references():
     "A reader can follow every `.md` reference: the file is in the repository (from the root or the citing folder)."
-    tracked = set(subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True, text=True).stdout.split())
+    git = subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True, text=True)
+    tracked = set(git.stdout.split()) if git.returncode == 0 and git.stdout else None   # None: not a git checkout
     bad = []
     for f, where, text in _texts():
         for ref in md_references(text):
             cands = [(f.parent/ref).resolve(), (ROOT/ref).resolve()]
-            ok = any(c.is_file() and str(c.relative_to(ROOT)) in tracked for c in cands if c.is_relative_to(ROOT))
+            ok = any(c.is_file() and (tracked is None or str(c.relative_to(ROOT)) in tracked)
+                     for c in cands if c.is_relative_to(ROOT))
             if not ok: bad.append(f'{f.relative_to(ROOT)} {where}: {ref}')
         if _OUTSIDE.search(text): bad.append(f'{f.relative_to(ROOT)} {where}: cites notes outside the repository')
     assert not bad, 'references to .md files not in the repository:\n' + '\n'.join(bad)
+
+
+def test_results_page(site):
+    "The Results page has one section per committed summary: its source file, a table and its commands."
+    import html as _html
+    files = sorted((ROOT/'nbs'/'results').glob('*.json'))
+    assert files, 'no summaries under nbs/results/'
+    page = (site/'results.html').read_text()
+    main = page[page.index('<main'):]
+    text = _html.unescape(re.sub(r'\s+', ' ', re.sub(r'<[^>]+>', ' ', main)))
+    for f in files:
+        d = json.loads(f.read_text())
+        assert f'nbs/results/{f.name}' in text, f'{f.name} is not on the Results page'
+        cmds = d.get('commands') or [r['command'] for k, v in d.items() if k.startswith('runs') for r in v]
+        for c in cmds: assert re.sub(r'\s+', ' ', c) in text, f'{f.name}: command missing: {c}'
+        if d.get('date'): assert d['date'] in text
+    assert main.count('<table') == len(files), 'one table per summary file'
+    assert 'Traceback' not in text
