@@ -12,15 +12,35 @@ __all__ = ['main']
 
 # %% ../nbs/50_cli.ipynb #5edf3690
 def _parser()->argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='lebm', description='latent_ebm_nb: run notebooks, benchmarks and docs')
-    sub = p.add_subparsers(dest='cmd', required=True, metavar='{list,run,bench,docs,readme}')
+    p = argparse.ArgumentParser(prog='lebm', description='latent_ebm_nb: run notebooks, sweeps, tables, benchmarks and docs')
+    sub = p.add_subparsers(dest='cmd', required=True, metavar='{list,run,sweep,table,bench,docs,readme}')
     sub.add_parser('list', help='registered methods (presets, run notebooks), then runnable notebooks and their parameters')
-    r = sub.add_parser('run', help='execute a run notebook with papermill into a run directory')
-    r.add_argument('name', help='run notebook (see `lebm list`)')
+    r = sub.add_parser('run', help='execute a run notebook with papermill into a run directory (or resume one)')
+    r.add_argument('name', nargs='?', help='run notebook (see `lebm list`); not needed with --resume')
     r.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('KEY', 'VALUE'),
                    help='set a parameter (repeatable); values are parsed as YAML and type-checked')
-    r.add_argument('--out', help='run directory (default: runs/NAME-TIMESTAMP)')
-    r.add_argument('--no-progress', action='store_true', help='no progress bar')
+    r.add_argument('--out', help='run directory (default: runs/NAME-TIMESTAMP); one that holds a run is refused')
+    r.add_argument('--resume', metavar='DIR', help='continue the interrupted run in DIR from its last checkpoint, with its stored parameters')
+    r.add_argument('--overwrite', action='store_true', help='replace the run already in --out')
+    r.add_argument('--no-progress', action='store_true', help='no progress bars')
+    s = sub.add_parser('sweep', help="run the Cartesian grid of a run notebook's parameters, one run directory per point")
+    s.add_argument('name', help='run notebook (see `lebm list`)')
+    s.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('KEY', 'VALUES'),
+                   help="a parameter and its comma-separated values (an axis of the grid when more than one); quote a value holding commas: \"'a=1,b=2'\"")
+    s.add_argument('--set', nargs=2, action='append', default=[], metavar=('KEY', 'VALUE'), help='a parameter with one value, never split at commas')
+    s.add_argument('--out', required=True, help='the sweep directory: one run directory per point inside')
+    s.add_argument('--jobs', type=int, default=1, help='points at once; each gets cores/jobs threads (default 1)')
+    s.add_argument('--cluster', default='local', choices=['local', 'slurm'], help='where the jobs run (submitit): this machine, or Slurm')
+    s.add_argument('--partition', help='Slurm partition (with --cluster slurm)')
+    s.add_argument('--timeout-min', type=int, default=7*24*60, help='time limit of each job in minutes')
+    s.add_argument('--dry-run', action='store_true', help='validate every point and show what would run, then stop')
+    s.add_argument('--no-progress', action='store_true', help='no per-job progress lines')
+    t = sub.add_parser('table', help='collect the finished runs under a folder into one table (Markdown, CSV, figure)')
+    t.add_argument('dir', help='a sweep directory, or any folder of run directories')
+    t.add_argument('--by', default='', help='comma-separated parameters for the columns')
+    t.add_argument('--rows', help='comma-separated parameters for the rows (default: the varying ones, seed aside)')
+    t.add_argument('--metric', help='the metric to tabulate (default: auprc_mean, test_recon_mse, ... whichever the runs have)')
+    t.add_argument('--no-figure', action='store_true', help='no seaborn figure')
     b = sub.add_parser('bench', help='run a benchmark program')
     b.add_argument('name', nargs='?', help='benchmark name (omit to list them)')
     b.add_argument('--json', action='store_true', help='print one JSON object instead of a table')
@@ -41,10 +61,32 @@ def _cmd_list(a):
         print(f"{n}\n{runs.describe_params(runs.notebook_params(n))}\n")
 
 def _cmd_run(a):
-    out = runs.run_notebook(a.name, dict(a.param), out=a.out, progress=not a.no_progress)
-    print(f"run {a.name!r} finished: {out}")
+    if a.resume and a.out and Path(a.out).resolve() != Path(a.resume).resolve():
+        raise LebmError(f"--resume {a.resume} continues the run in that directory; drop --out {a.out}")
+    if not (a.name or a.resume): raise LebmError("give a run notebook (lebm list shows them), or --resume DIR to continue a run")
+    out = runs.run_notebook(a.name, dict(a.param), out=a.resume or a.out, progress=not a.no_progress,
+                            resume=bool(a.resume), overwrite=a.overwrite)
+    meta = runs.read_meta(out)
+    print(f"run {meta['notebook']!r} finished: {out}" + (f" (resumed from step {meta['history'][-1].get('from_step')})" if a.resume else ''))
     for f in sorted(out.rglob('*')):
         if f.is_file(): print(f"  {f.relative_to(out)}")
+
+def _cmd_sweep(a):
+    from latent_ebm_nb import sweep
+    pts = sweep.plan_sweep(a.name, dict(a.param), a.out, fixed=dict(a.set), jobs=a.jobs)
+    for p in pts: print(f"  {p.action:<6} {p.name}")
+    if a.dry_run: return print(f"{len(pts)} points valid (dry run: nothing started)")
+    slurm = dict(slurm_partition=a.partition) if a.partition else {}
+    res = sweep.run_sweep(a.name, pts, a.out, jobs=a.jobs, cluster=a.cluster, progress=not a.no_progress, timeout_min=a.timeout_min, **slurm)
+    print(res.summary(a.name))
+    return 1 if res.failed else 0
+
+def _cmd_table(a):
+    from latent_ebm_nb import table
+    split = lambda s: [k.strip() for k in s.split(',') if k.strip()] if s else []
+    t, files = table.write_table(a.dir, a.metric, split(a.rows) if a.rows is not None else None, split(a.by), figure=not a.no_figure)
+    print(table.to_markdown(t))
+    print('\nwritten: ' + ', '.join(str(f) for f in files.values()))
 
 def _cmd_bench(a):
     if not a.name:
@@ -65,9 +107,8 @@ def _cmd_readme(a):
 def main(argv:list[str]|None=None)->int:
     "Entry point of the `lebm` console script; returns the exit code."
     a = _parser().parse_args(argv)
-    try: globals()[f'_cmd_{a.cmd}'](a)
+    try: return globals()[f'_cmd_{a.cmd}'](a) or 0
     except runs.RunFailed as e:
         print(f"error: {e}", file=sys.stderr); return 1
     except LebmError as e:
         print(f"error: {e}", file=sys.stderr); return 2
-    return 0

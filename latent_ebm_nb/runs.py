@@ -2,7 +2,7 @@
 
 # %% ../nbs/41_runs.ipynb #0cc4e36a
 from __future__ import annotations
-import ast, json, time, difflib, datetime
+import os, ast, json, time, shutil, socket, difflib, datetime, threading, functools, contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,9 +10,11 @@ import yaml
 from .core import LebmError, project_root, atomic_write_json
 
 # %% auto #0
-__all__ = ['ParamError', 'RunFailed', 'runs_dir', 'list_notebooks', 'Param', 'notebook_path', 'notebook_params', 'coerce_value',
-           'describe_params', 'validate_params', 'method_settings', 'validate_method', 'save_metrics', 'save_figure',
-           'save_image_grid', 'default_out', 'run_notebook']
+__all__ = ['RESUME_FREE', 'ParamError', 'RunFailed', 'runs_dir', 'list_notebooks', 'Param', 'notebook_path', 'notebook_params',
+           'coerce_value', 'describe_params', 'validate_params', 'method_settings', 'validate_method', 'save_metrics',
+           'save_figure', 'save_image_grid', 'RunExists', 'read_meta', 'busy_pids', 'run_state', 'checkpoint_step',
+           'describe_run', 'resumable', 'prepare_out', 'resume_overrides', 'read_progress', 'loss_text',
+           'progress_line', 'ProgressWatcher', 'default_out', 'run_notebook']
 
 # %% ../nbs/41_runs.ipynb #db250683
 class ParamError(LebmError):
@@ -47,11 +49,15 @@ def notebook_path(name:str, root:Path|None=None)->Path:
         raise LebmError(f"no run notebook {name!r}; available: {', '.join(list_notebooks(root))}")
     return p
 
+@functools.lru_cache(maxsize=64)
+def _inspect(path:str, mtime:float)->dict:
+    import papermill as pm
+    return pm.inspect_notebook(path)
+
 def notebook_params(name:str, root:Path|None=None)->dict[str, Param]:
     "The parameters declared in the `parameters` cell of run notebook `name`."
-    import papermill as pm
-    out = {}
-    for k, v in pm.inspect_notebook(str(notebook_path(name, root))).items():
+    p, out = notebook_path(name, root), {}
+    for k, v in _inspect(str(p), p.stat().st_mtime).items():
         try: default = ast.literal_eval(v['default'])
         except (ValueError, SyntaxError): default = v['default']
         out[k] = Param(k, (v['inferred_type_name'] or 'None').replace(' ', ''), default, v['help'] or '')
@@ -137,32 +143,216 @@ def save_image_grid(x, name:str, folder:str|Path='figures', nrow:int=10, value_r
     save_image(((x.detach().float().cpu() - lo)/(hi - lo)).clamp(0, 1), p, nrow=nrow, padding=1)
     return p
 
+# %% ../nbs/41_runs.ipynb #2db5a26b
+class RunExists(LebmError):
+    "The run directory already holds a run (or other files); the message says what is there and how to go on. Nothing was touched."
+
+def read_meta(out:str|Path)->dict|None:
+    "The run record `out/params.json`, or None when there is none."
+    p = Path(out)/'params.json'
+    return json.loads(p.read_text()) if p.is_file() else None
+
+def _alive(pid:int)->bool:
+    "Process `pid` exists on this machine and is not a zombie (Linux `/proc`; elsewhere: unknown, False)."
+    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(') ', 1)[-1][:1] not in ('Z', 'X')
+    except OSError: return False
+
+def busy_pids(out:str|Path)->list[int]:
+    "Live processes working in run directory `out`: those with it as working directory (its kernel) and the recorded `lebm` process."
+    out, pids = Path(out).resolve(), []
+    for p in Path('/proc').glob('[0-9]*'):
+        try:
+            if Path(os.readlink(p/'cwd')) == out and _alive(int(p.name)): pids.append(int(p.name))
+        except (OSError, ValueError): pass
+    last = ((read_meta(out) or {}).get('history') or [{}])[-1]
+    if 'pid' in last and 'seconds' not in last and 'failed' not in last and last.get('host') == socket.gethostname() \
+       and last['pid'] != os.getpid() and _alive(last['pid']): pids.append(last['pid'])
+    return sorted(set(pids))
+
+# %% ../nbs/41_runs.ipynb #e2b12cdf
+def run_state(out:str|Path)->str:
+    "What `out` holds: 'missing', 'empty', 'running', 'finished', 'failed', 'interrupted' or 'other' (files, no params.json)."
+    out = Path(out)
+    if not out.exists(): return 'missing'
+    if not out.is_dir() or (any(out.iterdir()) and not (out/'params.json').is_file()): return 'other'
+    if not any(out.iterdir()): return 'empty'
+    if busy_pids(out): return 'running'
+    meta = read_meta(out)
+    return 'failed' if 'failed' in meta else 'finished' if 'seconds' in meta else 'interrupted'
+
+def checkpoint_step(path:str|Path)->int|None:
+    "The step of checkpoint `path` (memory-mapped, weights only), None if there is none."
+    import torch
+    try: return int(torch.load(path, map_location='cpu', weights_only=True, mmap=True)['step'])
+    except Exception: return None
+
+# %% ../nbs/41_runs.ipynb #c8cb4c3a
+def _kv(d:dict)->str: return ', '.join(f"{k}={v!r}" for k, v in d.items()) or 'the defaults'
+
+def describe_run(out:str|Path)->str:
+    "What run directory `out` holds, in a phrase for messages: state, notebook, parameters, checkpoint step."
+    out = Path(out); st, meta = run_state(out), read_meta(out) or {}
+    what = {'finished': 'a finished run', 'failed': 'a failed run', 'interrupted': 'an interrupted run (killed: no end recorded)',
+            'running': 'a run in progress', 'other': 'files that are not a run (no params.json)'}.get(st, 'nothing')
+    if meta: what += f" of {meta.get('notebook')!r} with {_kv(meta.get('overrides', {}))}"
+    if st == 'failed': what += f" ({meta['failed']})"
+    if st == 'running': what += f" (process {', '.join(map(str, busy_pids(out)))})"
+    step = checkpoint_step(out/'checkpoint.pt')
+    return what + (f"; its checkpoint is at step {step}" if step is not None else '')
+
+def _settle(out:Path, wait:float)->str:
+    "The state of `out`, after waiting up to `wait` s for processes still in it (a killed run's kernel exits within seconds)."
+    t0 = time.monotonic()
+    while (st := run_state(out)) == 'running' and time.monotonic() - t0 < wait: time.sleep(0.25)
+    return st
+
+# %% ../nbs/41_runs.ipynb #54582577
+def resumable(name:str, root:Path|None=None)->bool:
+    "Whether run notebook `name` can continue from its checkpoint (it declares a `resume` parameter)."
+    return 'resume' in notebook_params(name, root)
+
+def prepare_out(out:Path,              # the run directory
+                resume:bool=False,     # continue the interrupted or failed run in `out`
+                overwrite:bool=False,  # replace the run in `out`
+                wait:float=10.,        # seconds to wait for a killed run's processes to exit
+                root:Path|None=None,
+               )->str:                 # the state `out` was in
+    "Refuse (with `RunExists`) a run directory that would lose or mix a run; with `overwrite`, empty a run directory."
+    out = Path(out); st = _settle(out, wait)
+    if resume and overwrite: raise LebmError("--resume continues a run and --overwrite replaces it: give one of them")
+    if st == 'running': raise RunExists(f"{out} holds {describe_run(out)}: wait for it to end, or stop that process first")
+    if st == 'other': raise RunExists(f"{out} holds {describe_run(out)}; it is not replaced, even with --overwrite: choose another --out")
+    meta = read_meta(out)
+    if resume:
+        if st in ('missing', 'empty'): raise RunExists(f"nothing to resume in {out}: it holds no run")
+        if st == 'finished': raise RunExists(f"{out} holds {describe_run(out)}: nothing to resume (--overwrite runs it again)")
+        if not resumable(meta['notebook'], root):
+            raise RunExists(f"run notebook {meta['notebook']!r} cannot resume (it has no `resume` parameter): run it again with --overwrite")
+        return st
+    if st in ('missing', 'empty'): return st
+    if not overwrite:
+        go_on = (f"continue it with `lebm run --resume {out}`, " if st in ('interrupted', 'failed') and resumable(meta['notebook'], root) else '')
+        raise RunExists(f"{out} already holds {describe_run(out)}. Nothing was changed: {go_on}"
+                        f"choose a new --out, or pass --overwrite to replace it")
+    shutil.rmtree(out)
+    return st
+
+# %% ../nbs/41_runs.ipynb #4ec45167
+RESUME_FREE = ('threads',)   # parameters a resumed run may change: resources, not the experiment
+
+def resume_overrides(meta:dict,                 # the interrupted run's `params.json`
+                     params:dict|None=None,     # parameters given again (strings from the CLI, or values)
+                     root:Path|None=None,
+                    )->dict:                    # the overrides to execute with
+    "The stored overrides of an interrupted run plus `params`, which may only repeat stored values (or change `RESUME_FREE` ones)."
+    name = meta['notebook']
+    new = validate_params(name, params or {}, root)
+    defaults = {k: p.default for k, p in notebook_params(name, root).items()}
+    stored = defaults | meta.get('params', {}) | meta.get('overrides', {})
+    bad = [f"{k}={v!r} (the run has {stored.get(k)!r})" for k, v in new.items() if k not in RESUME_FREE and v != stored.get(k)]
+    if bad: raise ParamError(f"a resumed run keeps the parameters in its params.json; conflicting -p: {', '.join(bad)}. "
+                             f"Drop them, or start a new run in a new directory")
+    return {k: v for k, v in meta.get('overrides', {}).items() if k != 'resume'} | new
+
+# %% ../nbs/41_runs.ipynb #400dd567
+def read_progress(out:str|Path)->dict|None:
+    "The latest training snapshot of the run in `out` (`progress.json`), None before the first."
+    try: return json.loads((Path(out)/'progress.json').read_text())
+    except (OSError, ValueError): return None
+
+def _dur(s:float|None)->str:
+    if s is None: return '?'
+    s = int(round(s)); return f"{s//3600}:{s//60%60:02d}:{s%60:02d}" if s >= 3600 else f"{s//60}:{s%60:02d}"
+
+def loss_text(metrics:dict, n:int=3)->str:
+    "The first `n` logged values, losses first: 'loss_g 0.31 loss_e -0.02'."
+    ks = sorted(metrics, key=lambda k: not k.startswith('loss'))[:n]
+    return ' '.join(f"{k} {metrics[k]:.4g}" for k in ks if isinstance(metrics[k], (int, float)))
+
+def progress_line(snap:dict|None)->str:
+    "One line for a snapshot: step/total, percent, rate, time left, the last logged loss."
+    if not snap: return 'starting (kernel, data)'
+    pct = 100*snap['step']/max(snap['steps'], 1)
+    return (f"step {snap['step']}/{snap['steps']} ({pct:3.0f}%), {snap['rate']:.3g} it/s, {_dur(snap['eta'])} left"
+            + (f", {loss_text(snap['metrics'])}" if snap.get('metrics') else ''))
+
+# %% ../nbs/41_runs.ipynb #072d6d74
+class ProgressWatcher:
+    "While a run executes, poll its `progress.json` from a thread and show a tqdm bar (terminal or notebook) with rate, time left and loss."
+    def __init__(self, out:str|Path, desc:str='train', every:float=0.5):
+        self.out, self.desc, self.every, self.bar, self.t, self.done = Path(out), desc, every, None, None, None
+        self.stop = threading.Event()
+    def poll(self):
+        "Read the latest snapshot and move the bar; a finished fit closes it (a later fit, e.g. the next NCE stage, opens a new one)."
+        from tqdm.auto import tqdm
+        snap = read_progress(self.out)
+        if not snap or snap == self.done: return
+        if self.bar is None or snap['step'] < self.bar.n or snap['steps'] != self.bar.total:   # first snapshot, or a new fit
+            if self.bar is not None: self.bar.close()
+            self.bar = tqdm(total=snap['steps'], initial=snap['start_step'], desc=self.desc, unit='it', dynamic_ncols=True)
+        self.bar.update(snap['step'] - self.bar.n)
+        if snap.get('metrics'): self.bar.set_postfix_str(loss_text(snap['metrics']), refresh=False)
+        self.bar.refresh()
+        if snap.get('done'): self.bar.close(); self.bar, self.done = None, snap
+    def _loop(self):
+        while not self.stop.wait(self.every): self.poll()
+    def __enter__(self):
+        self.t = threading.Thread(target=self._loop, daemon=True); self.t.start(); return self
+    def __exit__(self, *exc):
+        self.stop.set(); self.t.join()
+        self.poll()
+        if self.bar is not None: self.bar.close()
+
 # %% ../nbs/41_runs.ipynb #a6756838
 def default_out(name:str, root:Path|None=None)->Path:
     "`runs/NAME-YYYYmmdd-HHMMSS` in the checkout."
     return Path(root or project_root() or Path.cwd())/'runs'/f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
 
-def run_notebook(name:str,                   # a run notebook in nbs/runs/
+def run_notebook(name:str|None,              # a run notebook in nbs/runs/ (None with `resume`: the one in `out`)
                  params:dict|None=None,      # overrides (strings from the CLI, or Python values)
                  out:str|Path|None=None,     # run directory (default: runs/NAME-timestamp)
-                 progress:bool=True,         # papermill's per-cell progress bar
+                 progress:bool=True,         # papermill's per-cell bar and the live training bar
                  root:Path|None=None,        # the checkout (default: found from cwd)
+                 resume:bool=False,          # continue the interrupted (or failed) run in `out` from its checkpoint
+                 overwrite:bool=False,       # replace a run already in `out` (otherwise refused)
                 )->Path:                     # the run directory
-    "Execute run notebook `name` with papermill into a run directory."
+    "Execute run notebook `name` with papermill into a run directory (or continue the run in `out`)."
     import papermill as pm
     from latent_ebm_nb import __version__
+    if resume:
+        if out is None: raise LebmError("resume needs the run directory: lebm run --resume DIR")
+        if (old := read_meta(out)) is None: raise RunExists(f"nothing to resume in {out}: it holds no params.json")
+        if name and name != old['notebook']: raise LebmError(f"{out} holds a run of {old['notebook']!r}, not {name!r}")
+        name, params = old['notebook'], resume_overrides(old, params, root)
     params = validate_params(name, params or {}, root)          # before anything is created or executed
     resolved = {k: p.default for k, p in notebook_params(name, root).items()} | params
     validate_method(name, resolved)                             # the method, its preset and options: also before
     src, out = notebook_path(name, root), Path(out or default_out(name, root)).resolve()
+    prepare_out(out, resume, overwrite, root=root)              # refuse to lose or mix runs
+    old = read_meta(out) if resume else None
     out.mkdir(parents=True, exist_ok=True)
-    meta = dict(notebook=name, params=resolved, overrides=params, version=__version__, started=time.time())
+    (out/'progress.json').unlink(missing_ok=True)
+    entry = dict(started=time.time(), resume=resume, pid=os.getpid(), host=socket.gethostname())
+    if resume: entry['from_step'] = checkpoint_step(out/'checkpoint.pt')
+    hist = (old or {}).get('history', []) + [entry]
+    meta = dict(notebook=name, params=resolved, overrides=params, version=__version__,
+                started=(old or {}).get('started', entry['started']), history=hist)
     atomic_write_json(meta, out/'params.json')
-    dst = out/f'{name}.ipynb'
-    try: pm.execute_notebook(str(src), str(dst), parameters=params, cwd=str(out), progress_bar=progress, kernel_name='python3')
+    dst, env0 = out/f'{name}.ipynb', os.environ.get('LEBM_PROGRESS')
+    os.environ['LEBM_PROGRESS'] = str(out/'progress.json')     # the kernel inherits it: the trainer's snapshots
+    try:
+        with (ProgressWatcher(out) if progress else contextlib.nullcontext()):
+            pm.execute_notebook(str(src), str(dst), parameters=params | ({'resume': True} if resume else {}), cwd=str(out),
+                                progress_bar=progress, kernel_name='python3')
     except pm.PapermillExecutionError as e:
-        atomic_write_json(meta | dict(failed=f'{e.ename}: {e.evalue}', seconds=time.time()-meta['started']), out/'params.json')
+        entry.update(seconds=time.time() - entry['started'], failed=f'{e.ename}: {e.evalue}')
+        atomic_write_json(meta | dict(failed=entry['failed'], seconds=sum(h.get('seconds', 0) for h in hist)), out/'params.json')
         raise RunFailed(f"run {name!r} failed in cell [{e.exec_count}]: {e.ename}: {e.evalue}\n"
-                        f"The executed notebook with the full traceback is {dst}") from None
-    atomic_write_json(meta | dict(seconds=time.time()-meta['started']), out/'params.json')
+                        f"The executed notebook with the full traceback is {dst}"
+                        + (f"\nContinue it from its last checkpoint with `lebm run --resume {out}`" if resumable(name, root) else '')) from None
+    finally:
+        if env0 is None: os.environ.pop('LEBM_PROGRESS', None)
+        else: os.environ['LEBM_PROGRESS'] = env0
+    entry['seconds'] = time.time() - entry['started']
+    atomic_write_json(meta | dict(seconds=sum(h.get('seconds', 0) for h in hist)), out/'params.json')
     return out

@@ -160,20 +160,34 @@ class Periodic(Callback):
 
 # %% ../nbs/25_trainer.ipynb #c27328f8
 class Progress(Callback):
-    "A tqdm bar over the steps with the latest metrics."
+    "A tqdm bar over the steps with the latest metrics; with `$LEBM_PROGRESS` set, also JSON snapshots in that file (for `lebm run`)."
     order = 100
-    def __init__(self, keys:Iterable[str]|None=None): self.keys, self.bar = keys, None
+    def __init__(self, keys:Iterable[str]|None=None, every:float=0.5):
+        self.keys, self.bar, self.every, self.path = keys, None, every, os.environ.get('LEBM_PROGRESS') or None
     def before_fit(self, tr):
         from tqdm.auto import tqdm
         if tr.rank == 0: self.bar = tqdm(total=tr.steps, initial=tr.step, desc='train', mininterval=1.0)
+        self.t0, self.s0, self.last = time.perf_counter(), tr.step, 0.
+    def snapshot(self, tr, done:bool=False):
+        "Write step, total, rate, time left and the last logged metrics to `self.path` (atomically)."
+        from latent_ebm_nb.core import atomic_write_json
+        dt = time.perf_counter() - self.t0; rate = (tr.step - self.s0)/dt if dt > 0 else 0.
+        logged = next((r for r in reversed(tr.history) if not any('/' in k for k in r)), tr.metrics)
+        atomic_write_json(dict(step=tr.step, steps=tr.steps, start_step=self.s0, elapsed=dt, rate=rate, done=done,
+                               eta=(tr.steps - tr.step)/rate if rate else None,
+                               metrics={k: v for k, v in logged.items() if k != 'step'}), self.path)
+        self.last = time.perf_counter()
     def after_step(self, tr):
         if self.bar is None: return
         self.bar.update(1)
         if tr.step % 10 == 0:
             ks = self.keys or list(tr.metrics)[:4]
             self.bar.set_postfix({k: f"{tr.metrics[k]:.3g}" for k in ks if k in tr.metrics}, refresh=False)
+        if self.path and time.perf_counter() - self.last >= self.every: self.snapshot(tr)
     def after_fit(self, tr):
-        if self.bar is not None: self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
+            if self.path: self.snapshot(tr, done=True)
 
 # %% ../nbs/25_trainer.ipynb #42611cdd
 class TimeBudget(Callback):
