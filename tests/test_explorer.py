@@ -1,10 +1,11 @@
 "The explorer (`latent_ebm_nb.explorer`): its callbacks driven without a browser, and every registered method's run opened."
-import io, json
+import io, re, json
 import numpy as np, torch, pytest
 from PIL import Image
 
-from latent_ebm_nb.explorer import (TrajectoryExplorer, LayerEnergyViewer, TrajectoryView, Subject, target_subject,
-                                    compute_trajectory, open_run, example_run, two_layer_demo, DEFAULT_BOX)
+from latent_ebm_nb.explorer import (TrajectoryExplorer, LayerEnergyViewer, TrajectoryView, TrajectoryCanvas, Subject,
+                                    target_subject, compute_trajectory, open_run, example_run, two_layer_demo, decoded_frames, pca_2d,
+                                    DEFAULT_BOX)
 from latent_ebm_nb.latent import LatentMethod
 from latent_ebm_nb.methods import METHODS, load_run
 from latent_ebm_nb.targets2d import get_target
@@ -13,7 +14,8 @@ from latent_ebm_nb.trainer import Trainer
 
 @pytest.fixture(scope='module')
 def ex():
-    return TrajectoryExplorer('8gaussians', sampler='ula', n_steps=30, step_size=0.2, n_chains=60, seed=0, runs=[])
+    "The kernel-side renderer (`render='image'`): its view and PNG frames."
+    return TrajectoryExplorer('8gaussians', sampler='ula', n_steps=30, step_size=0.2, n_chains=60, seed=0, runs=[], render='image')
 
 
 def _png_size(b): return Image.open(io.BytesIO(b)).size
@@ -59,7 +61,7 @@ def test_chain_selection(ex):
 def test_shipped_checkpoint():
     sub = open_run(example_run())
     assert sub.kind == 'latent' and sub.decode is not None and 'replica_exchange' in sub.samplers
-    ex = TrajectoryExplorer(str(example_run()), sampler='mala', n_steps=20, step_size=0.4, n_chains=30)
+    ex = TrajectoryExplorer(str(example_run()), sampler='mala', n_steps=20, step_size=0.4, n_chains=30, render='image')
     assert ex.view.latent and ex.view.images is not None
     ex.step.value = 20
     np.testing.assert_allclose(ex.view.positions, ex.view.xy[20].numpy())
@@ -78,6 +80,47 @@ def test_latent_view_without_decoder():
     rec = compute_trajectory(sub, 'ula', n_steps=5, n_chains=8)
     v = TrajectoryView(rec, sub).show(3)
     assert v.latent and v.images is None and v.positions.shape == (8, 2)
+
+
+def test_canvas_is_default_and_scrubbing_costs_the_kernel_nothing():
+    ex = TrajectoryExplorer('8gaussians', sampler='ula', n_steps=200, step_size=0.1, n_chains=500, seed=0, runs=[])
+    cv = ex.canvas
+    assert ex.render_mode == 'canvas' and ex.view is None and ex.widget.children[2] is cv
+    assert ex.play.interval == 10
+    m = cv.meta
+    assert (m['S'], m['B'], m['latent'], m['level_trace']) == (201, 500, False, -1)
+    assert [t['name'] for t in m['traces']] == ['energy', 'grad_norm', 'accept']
+    assert len(cv.xy) == 201*500*2*4 and len(cv.traces) == 3*201*500*4 and len(cv.bands) == 3*3*201*4
+    n, v = ex.n_renders, cv.version
+    for k in (0, 57, 200): ex.step.value = k
+    assert ex.n_renders == n and cv.version == v, 'a step must not make the kernel draw or send anything'
+    for k in (0, 57, 200): np.testing.assert_array_equal(cv.positions(k), ex.rec.x[k].numpy())
+    np.testing.assert_array_equal(cv.trace_values_sent()[1], ex.rec.grad_norm.numpy())
+    ex.step_size.value = 0.05                     # a setting: a new trajectory, sent once
+    assert cv.version == v + 1 and ex.rec.settings['step_size'] == 0.05
+    np.testing.assert_array_equal(cv.positions(57), ex.rec.x[57].numpy())
+    ex.chain.value = 9; assert cv.chain == 9
+    ex.sampler.value = 'recovery'
+    assert cv.meta['traces'][-1]['name'] == 'level' and cv.meta['level_max'] == int(ex.rec.level.max())
+
+
+def test_canvas_latent_frames():
+    ex = TrajectoryExplorer(str(example_run()), sampler='mala', n_steps=20, step_size=0.4, n_chains=30, chain=2)
+    cv = ex.canvas
+    assert cv.meta['latent'] and cv.frames_chain == 2
+    f = cv.frames_sent(); assert f.shape == (21, 28, 28, 1) and f.dtype == np.uint8
+    want = (decoded_frames(ex.subject().decode, ex.rec.x[:, 2])*255).round().astype(np.uint8)
+    np.testing.assert_array_equal(f, want)
+    np.testing.assert_allclose(cv.positions(20), pca_2d(ex.rec.x)[0][20].numpy(), atol=1e-5)   # the PCA plane
+    v = cv.frames_version
+    ex.chain.value = 7                            # a new chain: only its images are decoded and sent
+    assert cv.frames_chain == 7 and cv.frames_version == v + 1 and cv.chain == 7
+
+
+def test_canvas_module_is_offline():
+    esm = TrajectoryCanvas._esm
+    assert 'export default' in esm and 'http' not in esm and not re.search(r'^\s*import\b', esm, re.M)
+    with pytest.raises(Exception, match='render must be'): TrajectoryExplorer(render='svg', runs=[])
 
 
 def test_inline_render():

@@ -4,11 +4,12 @@
 __all__ = []
 
 # %% ../../nbs/64_explorer.ipynb #288f02f4
-from . import subjects, loading, drawing, apps
+from . import subjects, loading, drawing, canvas, apps
 from .subjects import *
 from .loading import *
 from .drawing import *
+from .canvas import *
 from .apps import *
 
 # %% ../../nbs/64_explorer.ipynb #7e29e8b4
-__all__ = subjects.__all__ + loading.__all__ + drawing.__all__ + apps.__all__
+__all__ = subjects.__all__ + loading.__all__ + drawing.__all__ + canvas.__all__ + apps.__all__

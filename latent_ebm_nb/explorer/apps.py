@@ -14,6 +14,7 @@ from ..targets2d import TARGETS, get_target
 from ..samplers import Trajectory, langevin
 from .subjects import Subject, Recorded, fd_potential, target_subject, compute_trajectory, pca_2d
 from .loading import open_run, example_run
+from .canvas import TrajectoryCanvas
 from .drawing import BlitFigure, draw_landscape, draw_density, TRACES, trace_values, decoded_frames, image_strip
 
 # %% auto #0
@@ -138,9 +139,11 @@ class TrajectoryExplorer:
     def __init__(self, source:str='8gaussians', # a target name, a run directory, or a dropdown label
                  sampler:str='ula', n_steps:int=200, step_size:float=0.1, n_chains:int=500, seed:int=0,
                  runs:list|None=None,    # run directories offered as sources (default: the shipped example)
-                 render:str='image',     # 'image': blitted PNG frames; 'inline': clear_output + full re-render
-                 chain:int=0, interval:int=100, # highlighted chain; Play's milliseconds per step
+                 render:str='canvas',    # 'canvas': drawn in the browser; 'image': PNG frames from the kernel; 'inline': full re-render
+                 chain:int=0,            # the highlighted chain
+                 interval:int|None=None, # Play's milliseconds per step (default: 10 for 'canvas', 100 otherwise)
                 ):
+        if render not in ('canvas', 'image', 'inline'): raise LebmError(f"render must be 'canvas', 'image' or 'inline', not {render!r}")
         self.sources = _sources(_default_runs() if runs is None else runs)
         if source not in self.sources:
             if Path(source).is_dir(): self.sources[f'{Path(source).name} (checkpoint)'] = str(source)
@@ -153,7 +156,7 @@ class TrajectoryExplorer:
 # %% ../../nbs/63_explorer_apps.ipynb #fbc77b2b
 @patch
 def _controls(self:TrajectoryExplorer, source, sampler, n_steps, step_size, n_chains, seed, chain, interval):
-    "Build the controls and observe them: settings recompute, the step slider renders, the chain box selects."
+    "Build the controls: settings recompute; the step slider and chain box drive the canvas (in the browser) or the view."
     st = dict(style={'description_width': 'initial'}, layout=W.Layout(width='auto'))
     self.source = W.Dropdown(options=list(self.sources), value=source, description='source', **st)
     self.sampler = W.Dropdown(options=[sampler], value=sampler, description='sampler', **st)
@@ -162,15 +165,20 @@ def _controls(self:TrajectoryExplorer, source, sampler, n_steps, step_size, n_ch
     self.n_chains = W.BoundedIntText(n_chains, min=1, max=100_000, description='chains', **st)
     self.seed = W.IntText(seed, description='seed', **st)
     self.step = W.IntSlider(0, min=0, max=n_steps, description='step', continuous_update=True, layout=W.Layout(width='60%'))
-    self.play = W.Play(0, min=0, max=n_steps, interval=interval, description='play')
+    self.play = W.Play(0, min=0, max=n_steps, interval=interval or (10 if self.render_mode == 'canvas' else 100), description='play')
     W.jslink((self.play, 'value'), (self.step, 'value'))
     self.chain = W.BoundedIntText(chain, min=0, max=max(n_chains - 1, 0), description='chain', **st)
     self.image, self.out, self.status = W.Image(format='png'), W.Output(), W.HTML()
     self.step.add_class('lebm-step'); self.image.add_class('lebm-view'); self.out.add_class('lebm-view-inline')
     for w in (self.source, self.sampler, self.n_steps, self.step_size, self.n_chains, self.seed):
         w.observe(self._on_settings, 'value')
-    self.step.observe(lambda ch: self.render(), 'value'); self.chain.observe(self._on_chain, 'value')
-    view = self.image if self.render_mode == 'image' else self.out
+    self.canvas = TrajectoryCanvas() if self.render_mode == 'canvas' else None
+    if self.canvas is not None:       # scrubbing, Play and the chain box redraw in the browser, not on the kernel
+        W.jslink((self.step, 'value'), (self.canvas, 'step')); W.jslink((self.chain, 'value'), (self.canvas, 'chain'))
+        self.canvas.add_class('lebm-canvas-view')
+    else: self.step.observe(lambda ch: self.render(), 'value')
+    self.chain.observe(self._on_chain, 'value')
+    view = {'canvas': self.canvas, 'image': self.image, 'inline': self.out}[self.render_mode]
     self.widget = W.VBox([W.HBox([self.source, self.sampler, self.n_steps, self.step_size, self.n_chains, self.seed]),
                           W.HBox([self.play, self.step, self.chain]), view, self.status])
 
@@ -188,7 +196,7 @@ def subject(self:TrajectoryExplorer)->Subject:
 
 @patch
 def recompute(self:TrajectoryExplorer):
-    "Sample a new trajectory with the current settings, build its view and show the current step."
+    "Sample a new trajectory with the current settings; send it to the canvas, or build its view and show the step."
     sub = self.subject()
     self._busy = True
     try:
@@ -198,7 +206,9 @@ def recompute(self:TrajectoryExplorer):
     finally: self._busy = False
     self.status.value = f'sampling {sub.name} with {self.sampler.value} ...'
     self.rec = compute_trajectory(sub, self.sampler.value, self.n_steps.value, self.step_size.value, self.n_chains.value, self.seed.value)
-    self.view = TrajectoryView(self.rec, sub, chain=min(self.chain.value, self.rec.n_chains - 1))
+    chain = min(self.chain.value, self.rec.n_chains - 1)
+    if self.canvas is not None: self.view = None; self.canvas.load(self.rec, sub, chain=chain)
+    else: self.view = TrajectoryView(self.rec, sub, chain=chain)
     self.chain.max = self.rec.n_chains - 1
     self.play.max = self.step.max = self.rec.n_steps
     self.render()
@@ -207,6 +217,13 @@ def recompute(self:TrajectoryExplorer):
 @patch
 def render(self:TrajectoryExplorer):
     "Show the slider's step: move the artists and send the frame (as an image, or re-rendered inline)."
+    r = self.rec
+    if self.canvas is not None:       # the browser draws every step; the kernel only reports what it sent
+        mb = sum(len(getattr(self.canvas, k)) for k in ('xy', 'traces', 'bands', 'background', 'frames'))/1e6
+        self.n_renders += 1
+        self.status.value = (f'<small>{r.sampler}, {r.n_chains} chains x {r.n_steps} steps, sampled in {r.seconds:.1f} s; '
+                             f'sent once ({mb:.1f} MB): scrubbing and Play draw in the browser</small>')
+        return
     if self.view is None: return
     t0 = time.perf_counter()
     self.view.show(self.step.value)
@@ -215,7 +232,6 @@ def render(self:TrajectoryExplorer):
         from IPython.display import display, clear_output, Image
         with self.out: clear_output(wait=True); display(Image(self.view.bf.full_png()))
     self.n_renders += 1; self.frame_ms = (time.perf_counter() - t0)*1e3
-    r = self.rec
     self.status.value = (f'<small>{r.sampler}, {r.n_chains} chains x {r.n_steps} steps, sampled in {r.seconds:.1f} s; '
                          f'frame {self.frame_ms:.0f} ms (kernel side)</small>')
 
@@ -225,7 +241,8 @@ def _on_settings(self:TrajectoryExplorer, change):
 
 @patch
 def _on_chain(self:TrajectoryExplorer, change):
-    if self.view is not None: self.view.select(change['new']); self.render()
+    if self.canvas is not None: self.canvas.chain = change['new']; self.canvas.set_frames(change['new'])
+    elif self.view is not None: self.view.select(change['new']); self.render()
 
 # %% ../../nbs/63_explorer_apps.ipynb #392301a9
 def layer_energies(layers:list,  # callables `z -> (B,)`, one per layer
