@@ -43,6 +43,9 @@ class LatentMethod(Method):
         "`n` chain starts from the reference $\\mathcal N(0, \\sigma_0^2 I)$ (`cfg.sigma0`, else 1), `(n, d)`; on the CPU with a generator."
         dev = 'cpu' if generator is not None else self.device
         return getattr(self.cfg, 'sigma0', 1.0)*torch.randn(n, self.latent_dim, generator=generator, device=dev)
+    def reference_sample_z(self, n:int)->Tensor:
+        "`(n, d)` draws of the Gaussian base prior the EBM tilts: the reference $\\mathcal N(0, \\sigma_0^2 I)$ unless a method's base differs."
+        return self.init_z(n)
 
 # %% ../nbs/26_latent.ipynb #d0ab4b08
 @patch

@@ -18,7 +18,7 @@ def prior_samples(model:LatentMethod, # a trained latent method
                  )->dict[str, Tensor]: # 'prior': decoded prior samples; 'reference': decoded reference draws; images on the CPU
     "Images from the learned prior and from the Gaussian reference, through the same generator."
     def draw(fn): return torch.cat([model.decode(fn(min(batch, n - i))).detach().float().cpu() for i in range(0, n, batch)])
-    return dict(prior=draw(model.prior_sample_z), reference=draw(model.init_z))
+    return dict(prior=draw(model.prior_sample_z), reference=draw(model.reference_sample_z))
 
 def prior_effect(model:LatentMethod,  # a trained latent method
                  x_ref:Tensor,        # real images `(N, 1, 28, 28)` in [-1, 1] (e.g. the test split)

@@ -96,6 +96,7 @@ class JointHEBM(HierarchicalLatentMethod):
 def prior_sample_z(self:JointHEBM, n:int, z0:Tensor|None=None)->Tensor:
     "$z^-$: short-run Langevin on the joint prior from $\\mathcal N(0, I)$ or from `z0` (in $z$ or in $\\varepsilon$, `prior_space`), flat `(n, sum(dims))`."
     c = self.cfg
+    if not c.use_ebm and z0 is None: return self.reference_sample_z(n)   # the ablation's prior is the Gaussian hierarchy: exact draws
     if z0 is None: z0 = self.prior.init(n, device=next(self.G.parameters()).device)
     elif c.prior_space == 'eps':
         with torch.no_grad(): z0 = self.hier.to_eps(z0)
@@ -103,6 +104,12 @@ def prior_sample_z(self:JointHEBM, n:int, z0:Tensor|None=None)->Tensor:
         eps = ula(self.prior.eps_potential, z0, c.prior_steps, c.prior_step_size)[0]
         with torch.no_grad(): return self.hier.to_z(eps)
     return ula(self.prior.potential, z0, c.prior_steps, c.prior_step_size)[0]
+
+@patch
+@torch.no_grad()
+def reference_sample_z(self:JointHEBM, n:int)->Tensor:
+    "Ancestral draws of the Gaussian hierarchy $p_\\beta(z)$, the base the joint energy tilts (the prior-effect reference), flat `(n, sum(dims))`."
+    return self.hier.sample(n, device=self.device)
 
 @patch
 def posterior_sample_z(self:JointHEBM, x:Tensor, n_steps:int|None=None)->Tensor:
