@@ -110,6 +110,11 @@ def anomaly_digit_table(runs:list[dict], published:dict=PUBLISHED_AUPRC, digits:
 # %% ../nbs/45_summaries.ipynb #067c4e24
 FID_FLOOR = {'mnist': 3.29, 'fashion_mnist': 0.49}   # 10k test vs 10k training images on the shipped LeNet features (08_features)
 
+_SAMPLES = {'prior': 'EBM prior', 'reference': 'Gaussian reference, same generator',
+            # the diffusion HEBM notebook: its generator was trained under the Gaussian hierarchy (stage 1), then frozen
+            'gaussian': 'Gaussian hierarchy (the stage-1 model: its own ablation)', 'joint_ebm': 'short-run joint EBM prior, same generator',
+            'diffusion_ebm': 'diffusion EBM prior, same generator'}
+
 def _method_of(run:dict)->str:
     return {'train_lebm': 'lebm', 'train_joint_hebm': 'joint_hebm', 'train_nce_multistage': 'nce',
             'train_diffusion_hebm': 'diffusion_hebm'}.get(run['notebook'], run['notebook'])
@@ -123,8 +128,7 @@ def prior_effect_table(runs:list[dict], floor:dict=FID_FLOOR)->dict:
         ablation = r['params'].get('use_ebm', True) is False
         for name, v in pe.items():
             if ablation and name != 'prior': continue          # the ablation's prior is its reference: one row
-            what = ('Gaussian-prior ablation model' if ablation else
-                    {'prior': 'EBM prior', 'reference': 'Gaussian reference, same generator'}.get(name, f"{name} prior, same generator"))
+            what = 'Gaussian-prior ablation model' if ablation else _SAMPLES.get(name, f"{name} prior, same generator")
             rows.append([method, ds, what, round(v['fid'], 2), _pm(v['kid_mean'], v['kid_std'])])
     rows += [['floor: test vs train images', ds, 'real images', v, '–'] for ds, v in floor.items()]
     return dict(columns=['method', 'dataset', 'samples', 'FID', 'KID (LeNet units)'], rows=rows)
