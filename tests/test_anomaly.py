@@ -82,3 +82,27 @@ def test_anomaly_run_reports_both_protocols(lebm, root, tmp_path):
     # evaluations score a fixed 300-image subset; the final model is scored once more on the whole split (digit 1: 20,302 images)
     assert [rec['n_test'] for rec in m['records']] == [300, 300] and m['eval_n'] == 300
     assert m['full_test']['n_test'] == 20_302 and m['full_test']['step'] == 4 and set(m['full_test']) == set(m['records'][-1])
+
+from latent_ebm_nb.methods import methods_for
+from latent_ebm_nb.anomaly import heldout_split
+
+@pytest.mark.parametrize('name', [s.name for s in methods_for('anomaly')])
+def test_protocol_preset_builds_and_runs_one_evaluation(name):
+    """Every latent method has the `mnist_ad` protocol preset (DAMC's choices: d = 8, sigma 1, score weight 1, 5 noise-free test steps,
+    lr x0.99 per 1000 iterations): it builds, trains one step on real MNIST, and scores one evaluation of every term."""
+    spec = get_method(name)
+    cfg = spec.config('mnist_ad')
+    d = cfg.nz if hasattr(cfg, 'nz') else cfg.dims[0]
+    assert (d, cfg.sigma, cfg.score_w, cfg.refine_steps, cfg.lr_decay, cfg.lr_decay_every, cfg.generator) == (8, 1.0, 1.0, 5, 0.99, 1000, 'conv')
+    torch.manual_seed(0); m = spec.build(cfg)
+    assert m.recon_weight == 1.0
+    full = heldout_split(4)
+    split = HeldoutSplit(full.x_train[:50], full.x_test[:200], full.y_test[:200], 4)
+    logs = m.train_step(split.x_train[:20])
+    assert all(torch.isfinite(torch.as_tensor(v)).all() for v in logs.values()), logs
+    ev = AnomalyEval(split, m.score_terms, w=m.recon_weight, every=1, n_evals=1, n_test=100)
+    r = ev.evaluate(1)
+    assert r['n_test'] == 100 and set(r) == {'step', 'n_test'} | {f'{t}_{k}' for t in ('joint', 'recon', 'prior') for k in ('auprc', 'ap', 'ties')}
+    assert all(0 <= r[f'{t}_ap'] <= 1 for t in ('joint', 'recon', 'prior'))
+    torch.manual_seed(1); t = m.score_terms(split.x_test[:8])              # the joint score is weight 1 on the squared error
+    torch.manual_seed(1); assert torch.allclose(m.anomaly_score(split.x_test[:8]), t['recon'] + t['prior'])
