@@ -130,14 +130,30 @@ def test_inline_render():
 
 
 def test_layer_viewer():
-    lv = LayerEnergyViewer(**two_layer_demo(n=200, n_steps=40))
+    lv = LayerEnergyViewer(**two_layer_demo(n=200, n_steps=40), render='image')
     lv.step.value = 25
     assert all(c.get_xdata()[0] == 25 for c in lv.view.cursors)
     f = lv.image.value; lv.bins.value = 10; assert lv.image.value != f and lv.view.bins == 10
     lv.chain.value = 7; assert lv.view.chain_index == 7
     # the interface without a chain: histograms only
     lv2 = LayerEnergyViewer([lambda z: z[:, 0], lambda z: z[:, 1]], torch.randn(100, 2), torch.randn(100, 2) + 1)
-    assert lv2.view.e_chain is None and lv2.step.disabled
+    assert lv2.view.e_chain is None and lv2.step.disabled and lv2.canvas.axes == []
+
+
+def test_layer_viewer_canvas():
+    "Canvas mode: the figure is sent without cursors, with the cursor axes; steps send nothing, bins and chain do."
+    lv = LayerEnergyViewer(**two_layer_demo(n=200, n_steps=40))
+    cv = lv.canvas
+    assert lv.image is None and lv.widget.children[1] is cv and lv.play.interval == 10
+    assert cv.version == 1 and Image.open(io.BytesIO(cv.png)).size == lv.view.fig.canvas.get_width_height()
+    H = lv.view.fig.canvas.get_width_height()[1]
+    for (x0, y0, w, h, a, b), ax in zip(cv.axes, lv.view.ax_c):      # the browser's cursor lands on matplotlib's
+        assert (a, b) == ax.get_xlim()
+        np.testing.assert_allclose(x0 + (25 - a)/(b - a)*w, ax.transData.transform((25, 0))[0], atol=1e-6)
+        np.testing.assert_allclose([H - y0 - h, H - y0], ax.transAxes.transform([(0, 0), (0, 1)])[:, 1], atol=1e-6)
+    lv.step.value = 25; assert cv.version == 1
+    lv.bins.value = 12; assert cv.version == 2 and lv.view.bins == 12
+    lv.chain.value = 5; assert cv.version == 3 and lv.view.chain_index == 5
 
 
 @pytest.mark.parametrize('name', list(METHODS))

@@ -288,3 +288,23 @@ def test_offline(notebook):
     from urllib.parse import urlparse
     hosts = {urlparse(u).hostname for u in notebook['requests'] if urlparse(u).scheme in ('http', 'https', 'ws', 'wss')}
     assert hosts <= {'127.0.0.1'}, hosts
+
+
+@pytest.mark.skipif(not CANVAS, reason='the per-layer viewer draws its cursors in the browser in canvas mode')
+def test_layer_viewer_cursor(notebook):
+    "The per-layer viewer: its step slider moves the cursors over the figure in the browser."
+    page = notebook['page']
+    sel = '.lebm-layer-canvas canvas.lebm-cursor-canvas'
+    page.wait_for_function('s => { const c = document.querySelector(s); return c && c.dataset.step === "0" && c.width > 0; }',
+                           arg=sel, timeout=30_000)
+    view = page.locator(sel).first
+    view.scroll_into_view_if_needed()
+    before = view.screenshot()
+    handle = page.locator('.lebm-layer-step .noUi-handle').first
+    handle.focus()
+    for k in range(1, 41):
+        handle.press('ArrowRight')
+        page.wait_for_function('([s, k]) => document.querySelector(s).dataset.step === String(k)', arg=[sel, k], timeout=20_000)
+    page.wait_for_timeout(200)
+    assert view.screenshot() != before, 'the cursors did not move'
+    _shot(view, 'layer_viewer.png')

@@ -14,7 +14,7 @@ from ..targets2d import TARGETS, get_target
 from ..samplers import Trajectory, langevin
 from .subjects import Subject, Recorded, fd_potential, target_subject, compute_trajectory, pca_2d
 from .loading import open_run, example_run
-from .canvas import TrajectoryCanvas
+from .canvas import TrajectoryCanvas, CursorCanvas, static_png, cursor_axes
 from .drawing import BlitFigure, draw_landscape, draw_density, TRACES, trace_values, decoded_frames, image_strip
 
 # %% auto #0
@@ -313,21 +313,34 @@ def png(self:LayerEnergyView)->bytes: return self.bf.png()
 class LayerEnergyViewer:
     "Widget around `LayerEnergyView`: histogram bins, a step slider (with Play) and the highlighted chain."
     def __init__(self, layers:list, posterior:Tensor, prior:Tensor, chain:Tensor|None=None, names:list|None=None,
-                 bins:int=40, interval:int=100):
-        self.view = LayerEnergyView(layers, posterior, prior, chain, names, bins)
+                 bins:int=40,
+                 interval:int|None=None, # Play's milliseconds per step (default: 10 for 'canvas', 100 otherwise)
+                 render:str='canvas',    # 'canvas': cursors drawn in the browser; 'image': PNG frames from the kernel
+                ):
+        if render not in ('canvas', 'image'): raise LebmError(f"render must be 'canvas' or 'image', not {render!r}")
+        self.view, self.render_mode = LayerEnergyView(layers, posterior, prior, chain, names, bins), render
         S = 0 if chain is None else chain.shape[0] - 1
         self.bins = W.IntSlider(bins, min=5, max=200, description='bins', continuous_update=False)
         self.step = W.IntSlider(0, min=0, max=S, description='step', disabled=chain is None)
-        self.play = W.Play(0, min=0, max=S, interval=interval); W.jslink((self.play, 'value'), (self.step, 'value'))
+        self.play = W.Play(0, min=0, max=S, interval=interval or (10 if render == 'canvas' else 100))
+        W.jslink((self.play, 'value'), (self.step, 'value'))
         self.chain = W.BoundedIntText(0, min=0, max=0 if chain is None else chain.shape[1] - 1, description='chain')
-        self.image = W.Image(format='png', value=self.view.png())
-        self.step.add_class('lebm-layer-step'); self.image.add_class('lebm-layer-view')
+        self.step.add_class('lebm-layer-step')
+        if render == 'canvas':            # the step moves the cursors in the browser; bins and chain send a new figure
+            self.image, self.canvas = None, CursorCanvas()
+            W.jslink((self.step, 'value'), (self.canvas, 'step')); self.canvas.add_class('lebm-layer-canvas')
+        else:
+            self.canvas, self.image = None, W.Image(format='png')
+            self.image.add_class('lebm-layer-view')
+            self.step.observe(lambda ch: self._update(self.view.show(ch['new'])), 'value')
+        self._update(self.view)
         self.bins.observe(lambda ch: self._update(self.view.set(bins=ch['new'])), 'value')
         self.chain.observe(lambda ch: self._update(self.view.set(chain_index=ch['new'])), 'value')
-        self.step.observe(lambda ch: self._update(self.view.show(ch['new'])), 'value')
-        self.widget = W.VBox([W.HBox([self.bins, self.play, self.step, self.chain]), self.image])
+        self.widget = W.VBox([W.HBox([self.bins, self.play, self.step, self.chain]), self.canvas or self.image])
 
-    def _update(self, view): self.image.value = view.png()
+    def _update(self, view):
+        if self.canvas is not None: self.canvas.show_figure(static_png(view.bf), cursor_axes(view.fig, view.ax_c))
+        else: self.image.value = view.png()
     def _repr_mimebundle_(self, **kw): return self.widget._repr_mimebundle_(**kw)
 
 # %% ../../nbs/63_explorer_apps.ipynb #050063d6
