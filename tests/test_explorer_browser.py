@@ -13,7 +13,7 @@ measured by, ~112 ms), `drawn` (in the page: from the key event to the end of th
 animation frame after the redraw, when the frame is on screen). The targets are a `shown` median <= 20 ms and p90 <= 40
 ms; the test fails above `LEBM_SCRUB_MAX_MS` (default 40) for the median or `LEBM_SCRUB_P90_MAX_MS` (default 80) for
 the p90, bounds a kernel round trip cannot meet but a busy 2-core machine can. Play must reach `LEBM_PLAY_MIN_SPS`
-steps per second (default 30). `LEBM_SCRUB_REPORT=/path.json` keeps the numbers; `LEBM_EXPLORE_RENDER=image` (or
+steps per second (default 25; target 30; a kernel round trip per step allows about 8). `LEBM_SCRUB_REPORT=/path.json` keeps the numbers; `LEBM_EXPLORE_RENDER=image` (or
 `inline`) measures the kernel-side rendering instead (wall time only, against `LEBM_SCRUB_MAX_MS`, default 200 there).
 Screenshots of the live explorers go to `LEBM_EXPLORER_ARTIFACTS` (default `tests/artifacts/`, git-ignored). The
 server is stopped with SIGTERM.
@@ -254,8 +254,8 @@ def test_play_rate(notebook):
     if os.environ.get('LEBM_SCRUB_REPORT'):
         p = Path(os.environ['LEBM_SCRUB_REPORT']); old = json.loads(p.read_text()) if p.exists() else {}
         p.write_text(json.dumps(old | res, indent=2))
-    lim = float(os.environ.get('LEBM_PLAY_MIN_SPS', 30))
-    assert sps >= lim, f'Play runs at {sps:.1f} steps/s (limit {lim:.0f})'
+    lim = float(os.environ.get('LEBM_PLAY_MIN_SPS', 25))
+    assert sps >= lim, f'Play runs at {sps:.1f} steps/s (limit {lim:.0f}, target 30)'
     assert steps == list(range(steps[0], steps[-1] + 1)) or len(steps) > 0.9*(steps[-1] - steps[0]), 'Play skipped steps'
 
 
