@@ -209,7 +209,7 @@ def recompute(self:TrajectoryExplorer):
     chain = min(self.chain.value, self.rec.n_chains - 1)
     if self.canvas is not None: self.view = None; self.canvas.load(self.rec, sub, chain=chain)
     else: self.view = TrajectoryView(self.rec, sub, chain=chain)
-    self.chain.max = self.rec.n_chains - 1
+    self.chain.max = (self.canvas.meta['B'] if self.canvas is not None else self.rec.n_chains) - 1   # chains drawn
     self.play.max = self.step.max = self.rec.n_steps
     self.render()
 

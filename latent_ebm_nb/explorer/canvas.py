@@ -275,6 +275,7 @@ class TrajectoryCanvas(anywidget.AnyWidget):
 def load(self:TrajectoryCanvas, rec:Recorded, subject:Subject,
          chain:int=0,     # the selected chain
          n_frames:int=8,  # latent: decoded images in the strip
+         max_values:int=2_000_000, # chains x steps sent at most (the first chains; statistics use all of them)
         )->TrajectoryCanvas:
     "Send a recorded trajectory to the browser, in one message."
     latent = subject.kind == 'latent' or rec.x.shape[-1] != 2
@@ -282,12 +283,14 @@ def load(self:TrajectoryCanvas, rec:Recorded, subject:Subject,
     traces = TRACES + ([('level', 'level')] if rec.level is not None else [])
     vals, stats, specs, ylims = trace_payload(rec, traces)
     bg, extent = density_image(xy) if latent else landscape_image(subject)
-    S, B = rec.x.shape[:2]; chain = int(min(max(chain, 0), B - 1))
+    S, n = rec.x.shape[:2]; B = int(min(n, max(1, max_values // S)))   # chains drawn
+    xy, vals, chain = xy[:, :B], np.ascontiguousarray(vals[:, :, :B]), int(min(max(chain, 0), B - 1))
     title = f'{subject.name}: latent chains, PCA 1-2' if latent else f'{subject.name}: U(x) and chains'
+    shown = f'{B} chains' if B == n else f'{B} of {n} chains drawn'
     self.rec, self.subject, self.latent, self._xy = rec, subject, latent, xy
     frames = self._decode(chain) if latent and subject.decode is not None else None
-    meta = dict(S=S, B=B, traces=specs, ylims=ylims, extent=extent, bg_shape=list(bg.shape[:2]), latent=latent,
-                title=f'{title}  ({rec.sampler}, {B} chains x {S - 1} steps)', n_frames=n_frames,
+    meta = dict(S=S, B=B, n_chains=n, traces=specs, ylims=ylims, extent=extent, bg_shape=list(bg.shape[:2]), latent=latent,
+                title=f'{title}  ({rec.sampler}, {shown} x {S - 1} steps)', n_frames=n_frames,
                 level_trace=len(specs) - 1 if rec.level is not None else -1,
                 level_max=int(rec.level.max()) if rec.level is not None else 0,
                 palette=[f'rgb{c}' for c in PLASMA], frames_shape=None if frames is None else list(frames.shape))
@@ -330,7 +333,7 @@ def frames_sent(self:TrajectoryCanvas)->np.ndarray|None:
     "`(S, H, W, C)` uint8 decoded images of `frames_chain`, or None."
     fs = self.meta.get('frames_shape'); return None if not fs else np.frombuffer(self.frames, np.uint8).reshape(fs)
 
-# %% ../../nbs/65_explorer_canvas.ipynb #4a49595f
+# %% ../../nbs/65_explorer_canvas.ipynb #91b4103f
 _CURSOR_ESM = r"""// A figure sent as a PNG when it changes; the step cursors are drawn over it here, per step.
 function render({ model, el }) {
   const cv = document.createElement('canvas'); cv.className = 'lebm-cursor-canvas'; cv.dataset.step = '-1';
@@ -363,7 +366,7 @@ function render({ model, el }) {
 export default { render };
 """
 
-# %% ../../nbs/65_explorer_canvas.ipynb #4bb049b4
+# %% ../../nbs/65_explorer_canvas.ipynb #23721e15
 class CursorCanvas(anywidget.AnyWidget):
     "A static figure, sent as a PNG when it changes, with step cursors drawn over it in the browser."
     _esm, _css = _CURSOR_ESM, _CSS
