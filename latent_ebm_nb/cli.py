@@ -77,7 +77,9 @@ def _cmd_sweep(a):
     for p in pts: print(f"  {p.action:<6} {p.name}")
     if a.dry_run: return print(f"{len(pts)} points valid (dry run: nothing started)")
     slurm = dict(slurm_partition=a.partition) if a.partition else {}
-    res = sweep.run_sweep(a.name, pts, a.out, jobs=a.jobs, cluster=a.cluster, progress=not a.no_progress, timeout_min=a.timeout_min, **slurm)
+    try: res = sweep.run_sweep(a.name, pts, a.out, jobs=a.jobs, cluster=a.cluster, progress=not a.no_progress, timeout_min=a.timeout_min, **slurm)
+    except KeyboardInterrupt:
+        raise runs.RunInterrupted("sweep interrupted: the same command again skips the finished points and resumes the others") from None
     print(res.summary(a.name))
     return 1 if res.failed else 0
 
@@ -110,5 +112,7 @@ def main(argv:list[str]|None=None)->int:
     try: return globals()[f'_cmd_{a.cmd}'](a) or 0
     except runs.RunFailed as e:
         print(f"error: {e}", file=sys.stderr); return 1
+    except runs.RunInterrupted as e:
+        print(f"\n{e}", file=sys.stderr); return 130
     except LebmError as e:
         print(f"error: {e}", file=sys.stderr); return 2

@@ -12,9 +12,9 @@ from .core import LebmError, project_root, atomic_write_json
 # %% auto #0
 __all__ = ['RESUME_FREE', 'ParamError', 'RunFailed', 'runs_dir', 'list_notebooks', 'Param', 'notebook_path', 'notebook_params',
            'coerce_value', 'describe_params', 'validate_params', 'method_settings', 'validate_method', 'save_metrics',
-           'save_figure', 'save_image_grid', 'RunExists', 'read_meta', 'busy_pids', 'run_state', 'checkpoint_step',
-           'describe_run', 'resumable', 'prepare_out', 'resume_overrides', 'read_progress', 'loss_text',
-           'progress_line', 'ProgressWatcher', 'default_out', 'run_notebook']
+           'save_figure', 'save_image_grid', 'RunExists', 'RunInterrupted', 'read_meta', 'busy_pids', 'run_state',
+           'checkpoint_step', 'describe_run', 'settled_state', 'resumable', 'prepare_out', 'resume_overrides',
+           'read_progress', 'loss_text', 'progress_line', 'ProgressWatcher', 'default_out', 'run_notebook']
 
 # %% ../nbs/41_runs.ipynb #db250683
 class ParamError(LebmError):
@@ -147,6 +147,9 @@ def save_image_grid(x, name:str, folder:str|Path='figures', nrow:int=10, value_r
 class RunExists(LebmError):
     "The run directory already holds a run (or other files); the message says what is there and how to go on. Nothing was touched."
 
+class RunInterrupted(LebmError):
+    "A run stopped by Ctrl-C; its directory keeps the last checkpoint, and the message says how to continue it."
+
 def read_meta(out:str|Path)->dict|None:
     "The run record `out/params.json`, or None when there is none."
     p = Path(out)/'params.json'
@@ -200,8 +203,8 @@ def describe_run(out:str|Path)->str:
     step = checkpoint_step(out/'checkpoint.pt')
     return what + (f"; its checkpoint is at step {step}" if step is not None else '')
 
-def _settle(out:Path, wait:float)->str:
-    "The state of `out`, after waiting up to `wait` s for processes still in it (a killed run's kernel exits within seconds)."
+def settled_state(out:str|Path, wait:float=10.)->str:
+    "The state of `out` after waiting up to `wait` s for processes still in it (the kernel of a killed run exits within seconds)."
     t0 = time.monotonic()
     while (st := run_state(out)) == 'running' and time.monotonic() - t0 < wait: time.sleep(0.25)
     return st
@@ -218,7 +221,7 @@ def prepare_out(out:Path,              # the run directory
                 root:Path|None=None,
                )->str:                 # the state `out` was in
     "Refuse (with `RunExists`) a run directory that would lose or mix a run; with `overwrite`, empty a run directory."
-    out = Path(out); st = _settle(out, wait)
+    out = Path(out); st = settled_state(out, wait)
     if resume and overwrite: raise LebmError("--resume continues a run and --overwrite replaces it: give one of them")
     if st == 'running': raise RunExists(f"{out} holds {describe_run(out)}: wait for it to end, or stop that process first")
     if st == 'other': raise RunExists(f"{out} holds {describe_run(out)}; it is not replaced, even with --overwrite: choose another --out")
@@ -344,6 +347,9 @@ def run_notebook(name:str|None,              # a run notebook in nbs/runs/ (None
         with (ProgressWatcher(out) if progress else contextlib.nullcontext()):
             pm.execute_notebook(str(src), str(dst), parameters=params | ({'resume': True} if resume else {}), cwd=str(out),
                                 progress_bar=progress, kernel_name='python3')
+    except KeyboardInterrupt:
+        raise RunInterrupted(f"run {name!r} interrupted; its directory {out} keeps the last checkpoint"
+                             + (f": continue it with `lebm run --resume {out}`" if resumable(name, root) else '')) from None
     except pm.PapermillExecutionError as e:
         entry.update(seconds=time.time() - entry['started'], failed=f'{e.ename}: {e.evalue}')
         atomic_write_json(meta | dict(failed=entry['failed'], seconds=sum(h.get('seconds', 0) for h in hist)), out/'params.json')

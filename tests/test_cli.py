@@ -70,3 +70,21 @@ def test_bench_methods_quick_json(lebm, root):
     assert res['name'] == 'methods' and [row['method'] for row in res['rows']] == list(METHODS)
     assert all(row['s/iter'] > 0 and row['params'] > 0 for row in res['rows'])
     assert any('only ratios within one run compare' in n for n in res['notes'])
+
+def test_table_from_run_dirs(lebm, root, tmp_path):
+    "lebm table: finished runs only, mean ± std over seeds per row, the files written beside the runs, a mistyped metric refused."
+    for use_ebm, seed, v in [(False, 0, 0.5), (False, 1, 0.6), (True, 0, 0.7), (True, 1, 0.9)]:
+        d = tmp_path/f'use_ebm={use_ebm},seed={seed}'; d.mkdir()
+        ps = dict(digit=4, use_ebm=use_ebm, seed=seed)
+        (d/'params.json').write_text(json.dumps(dict(notebook='anomaly', params=ps, overrides=ps, seconds=1.0)))
+        (d/'metrics.json').write_text(json.dumps(dict(auprc_mean=v, steps=10)))
+    (tmp_path/'killed').mkdir(); (tmp_path/'killed'/'params.json').write_text(json.dumps(dict(notebook='anomaly', params={}, overrides={})))
+    r = run(lebm + ['table', str(tmp_path), '--rows', 'use_ebm', '--metric', 'auprc_mean'], root)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.splitlines()[:5] == ['| use_ebm | auprc_mean |', '|---|---|', '| False | 0.550 ± 0.071 |', '| True | 0.800 ± 0.141 |', '']
+    assert 'auprc_mean: mean ± std over 2 runs per cell' in r.stdout
+    assert (tmp_path/'table-auprc_mean.csv').read_text().splitlines() == [
+        'use_ebm,metric,mean,std,n', 'False,auprc_mean,0.55,0.07071067811865474,2', 'True,auprc_mean,0.8,0.14142135623730956,2']
+    assert (tmp_path/'table-auprc_mean.png').stat().st_size > 1000
+    r = run(lebm + ['table', str(tmp_path), '--metric', 'auprc_men'], root)
+    assert r.returncode == 2 and 'did you mean auprc_mean' in r.stderr
