@@ -292,7 +292,7 @@ class ProgressWatcher:
         if not snap or snap == self.done: return
         if self.bar is None or snap['step'] < self.bar.n or snap['steps'] != self.bar.total:   # first snapshot, or a new fit
             if self.bar is not None: self.bar.close()
-            self.bar = tqdm(total=snap['steps'], initial=snap['start_step'], desc=self.desc, unit='it', dynamic_ncols=True)
+            self.bar = tqdm(total=snap['steps'], initial=snap['step'], desc=self.desc, unit='it', dynamic_ncols=True)   # rate: from here on
         self.bar.update(snap['step'] - self.bar.n)
         if snap.get('metrics'): self.bar.set_postfix_str(loss_text(snap['metrics']), refresh=False)
         self.bar.refresh()
