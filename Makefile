@@ -29,7 +29,7 @@ browser:
 
 ## demo: set up, then run the main job (LEBM on the shipped MNIST, CPU scale) into runs/demo
 demo: setup
-	OMP_NUM_THREADS=$(DEMO_THREADS) $(BIN)/lebm run train_lebm --out runs/demo
+	OMP_NUM_THREADS=$(DEMO_THREADS) $(BIN)/lebm run train_lebm --out runs/demo --overwrite
 
 ## test: set up, then run the notebooks' tests (nbdev_test) and pytest
 test: setup browser

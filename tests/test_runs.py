@@ -1,7 +1,7 @@
 "Run directories as a researcher uses them: no lost runs, resume after a kill, live progress (real `lebm run` subprocesses)."
 import os, json, time, signal, subprocess
 from pathlib import Path
-from latent_ebm_nb.runs import run_state, read_meta, checkpoint_step
+from latent_ebm_nb.runs import run_state, read_meta, checkpoint_step, settled_state
 
 def run(lebm, root, *args, **kw):
     return subprocess.run(lebm + list(args), cwd=root, capture_output=True, text=True, timeout=600, **kw)
@@ -48,7 +48,11 @@ def kill_after_first_checkpoint(cmd, root, out:Path, steps:int)->int:
             time.sleep(0.05)
     finally:
         os.killpg(p.pid, signal.SIGKILL); p.wait()
-    step = checkpoint_step(out/'checkpoint.pt')
+    # the kernel runs in its own session and may write one more checkpoint while it exits: read the step once it settles
+    settled_state(out); step, t0 = checkpoint_step(out/'checkpoint.pt'), time.monotonic()
+    while time.monotonic() - t0 < 3:
+        time.sleep(0.25)
+        if (s := checkpoint_step(out/'checkpoint.pt')) != step: step, t0 = s, time.monotonic()
     assert 0 < step < steps, f"killed at step {step}: not in the middle of the run"
     return step
 
