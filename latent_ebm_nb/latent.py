@@ -13,7 +13,7 @@ from .generators import ConvEncoder
 from .core import energy_grad
 
 # %% auto #0
-__all__ = ['LatentMethod', 'Amortizer', 'HierarchicalLatentMethod']
+__all__ = ['LatentMethod', 'Amortizer', 'keep_finite_chains', 'HierarchicalLatentMethod']
 
 # %% ../nbs/26_latent.ipynb #8adc901e
 class LatentMethod(Method):
@@ -100,6 +100,18 @@ def refine_z(self:LatentMethod, x:Tensor, z:Tensor, n_steps:int|None=None, step_
     U = self.posterior_potential(x)
     for _ in range(n_steps): z = z - 0.5*step_size**2*energy_grad(U, z)[1]
     return z.detach()
+
+# %% ../nbs/26_latent.ipynb #338d70f3
+def keep_finite_chains(z:Tensor, # `(B, ...)` chain end points
+                      )->tuple[Tensor, Tensor]: # the points, each non-finite chain replaced by a finite one; the number replaced
+    "Replace every chain with a non-finite coordinate by a copy of a finite chain: the k-th bad chain copies the (k mod n)-th of the n good ones."
+    bad = ~torch.isfinite(z.flatten(1)).all(1)
+    n_good = (~bad).sum()
+    good_first = torch.argsort(bad.to(torch.int8), stable=True)      # the good chains, in index order, then the bad ones
+    k = torch.cumsum(bad, 0) - 1                                      # rank of each bad chain among the bad ones
+    src = good_first[torch.remainder(k, n_good.clamp(min=1))]
+    keep = ~bad | (n_good == 0)                                       # no finite chain: leave everything for the divergence guard
+    return z[torch.where(keep, torch.arange(len(z), device=z.device), src)], bad.sum()
 
 # %% ../nbs/26_latent.ipynb #dc2c79be
 class HierarchicalLatentMethod(LatentMethod):

@@ -10,7 +10,7 @@ from ..core import LebmError
 from ..config import make_config
 from ..hierarchy import GaussianHierarchy, LayerwiseEnergy, TiltedHierarchy, HierarchicalEncoder
 from ..samplers import ula
-from ..latent import HierarchicalLatentMethod
+from ..latent import HierarchicalLatentMethod, keep_finite_chains
 
 # %% auto #0
 __all__ = ['JOINT_PRESETS', 'JointHEBMConfig', 'JointHEBM', 'layer_energies_pos_neg', 'plot_layer_energies', 'hierarchical_grid',
@@ -102,8 +102,10 @@ def prior_sample_z(self:JointHEBM, n:int, z0:Tensor|None=None)->Tensor:
         with torch.no_grad(): z0 = self.hier.to_eps(z0)
     if c.prior_space == 'eps':
         eps = ula(self.prior.eps_potential, z0, c.prior_steps, c.prior_step_size)[0]
-        with torch.no_grad(): return self.hier.to_z(eps)
-    return ula(self.prior.potential, z0, c.prior_steps, c.prior_step_size)[0]
+        with torch.no_grad(): z = self.hier.to_z(eps)
+    else: z = ula(self.prior.potential, z0, c.prior_steps, c.prior_step_size)[0]
+    z, n_bad = keep_finite_chains(z); self.bad_chains = n_bad.float()   # an overflowed chain is replaced by a finite one, and counted
+    return z
 
 @patch
 @torch.no_grad()
@@ -139,6 +141,7 @@ def _train_step_mle(self:JointHEBM, x:Tensor)->dict[str, Tensor]:
     if self.opt_c is not None: self.update(self.opt_c, loss_c)
     out = dict(loss_g=loss_g.detach(), loss_c=loss_c.detach(), mse=(x_hat.detach() - x).pow(2).mean(),
                z_pos_norm=z_pos.norm(dim=1).mean(), z_neg_norm=z_neg.norm(dim=1).mean())
+    if self.cfg.use_ebm: out['bad_chains'] = self.bad_chains
     if self.cfg.use_ebm:
         e = self.E(torch.cat([z_pos, z_neg])); en_pos, en_neg = e[:B].mean(), e[B:].mean()
         self.update(self.opt_e, en_pos - en_neg + self.cfg.e_reg*e.pow(2).mean())
@@ -162,7 +165,7 @@ def _train_step_var(self:JointHEBM, x:Tensor)->dict[str, Tensor]:
         loss = loss + en_pos - (en_neg - self.hier.log_prob(z_neg))     # the -log Z gradient from prior samples
         if self.cfg.e_reg: loss = loss + self.cfg.e_reg*(self.E(z_q.detach()).pow(2) + en_neg.pow(2))
         out |= dict(loss_e=(en_pos.mean() - en_neg.mean()).detach(), en_pos=en_pos.mean().detach(), en_neg=en_neg.mean().detach(),
-                    z_neg_norm=z_neg.norm(dim=1).mean())
+                    z_neg_norm=z_neg.norm(dim=1).mean(), bad_chains=self.bad_chains)
     loss = loss.mean()
     self.update(self.optimizers().values(), loss)
     return out | dict(loss=loss.detach())
