@@ -3,7 +3,7 @@
 # %% ../../nbs/62_explorer_drawing.ipynb #8bf6eef0
 from __future__ import annotations
 from fastcore.basics import patch
-import io
+import io, re, hashlib
 from typing import Callable
 import numpy as np
 import torch
@@ -14,7 +14,8 @@ from PIL import Image as PILImage
 from .subjects import Subject, Recorded
 
 # %% auto #0
-__all__ = ['TRACES', 'BlitFigure', 'rgba_png', 'draw_landscape', 'draw_density', 'trace_values', 'decoded_frames', 'image_strip']
+__all__ = ['TRACES', 'BlitFigure', 'rgba_png', 'draw_landscape', 'draw_density', 'trace_values', 'decoded_frames', 'image_strip',
+           'offline_jshtml', 'chain_player']
 
 # %% ../../nbs/62_explorer_drawing.ipynb #70d7f627
 class BlitFigure:
@@ -111,3 +112,56 @@ def image_strip(frames:np.ndarray,  # `(S, H, W, C)` frames
     out = np.ones((h, n*(w + gap) - gap, c), dtype=f.dtype)
     for i in range(n): out[:, i*(w + gap):i*(w + gap) + w] = f[i]
     return out[..., 0] if c == 1 else out
+
+# %% ../../nbs/62_explorer_drawing.ipynb #0a6444e8
+_FA_ICONS = {'minus': '&minus;', 'fast-backward': '&#x23EE;', 'step-backward': '&#x25C2;',
+             'play fa-flip-horizontal': '&#x25C0;', 'pause': '&#x275A;&#x275A;', 'play': '&#x25B6;',
+             'step-forward': '&#x25B8;', 'fast-forward': '&#x23ED;', 'plus': '+'}
+
+def offline_jshtml(html:str, # the HTML of matplotlib's `Animation.to_jshtml()`
+                  )->str:    # the same player, loading nothing from the network, with a content-derived id
+    "Make matplotlib's JavaScript player self-contained: no stylesheet from a CDN, text icons, a stable element id."
+    html = re.sub(r'<link\b[^>]*href="(?:https?:)?//[^"]*"[^>]*>', '', html)
+    html = re.sub(r'<i class="fa fa-([\w -]+)"></i>', lambda m: _FA_ICONS.get(m[1], m[1]), html)
+    for i in set(re.findall(r'_anim_img([0-9a-f]{32})', html)):
+        html = html.replace(i, 'lebm' + hashlib.sha1(html.replace(i, '').encode()).hexdigest()[:12])
+    return html
+
+def chain_player(x:Tensor,                  # `(S, B, 2)` positions: S recorded steps of B chains
+                 background:Callable|None=None, # `background(ax)` draws the static part (e.g. `draw_landscape`)
+                 color:Tensor|None=None,    # `(S, B)` values colouring the points (e.g. each chain's level)
+                 steps=None,                # `(S,)` step numbers for the frame titles (default 0..S-1)
+                 frames:int=30,             # frames at most: evenly spaced recorded steps, first and last included
+                 n_paths:int=3,             # chains whose path so far is drawn as a line
+                 title:str='step',          # frame title: `f'{title} {step}'`
+                 size:float=3.0,            # figure side, inches
+                 dpi:int=60,                # pixels per inch of the frames
+                 interval:int=150,          # ms per frame when playing
+                 fmt:str='jpeg',            # frame format, 'jpeg' or 'png'
+                 cmap:str='viridis', vmin:float|None=None, vmax:float|None=None, # colours of `color`
+                )->str:                     # HTML: the frame image, a slider and step / play buttons
+    "A self-contained JavaScript player of 2D chains (matplotlib's `to_jshtml`) for static pages: no kernel, no network."
+    from matplotlib.animation import FuncAnimation
+    from matplotlib import rc_context
+    x = torch.as_tensor(x).detach().float().cpu(); S = x.shape[0]
+    steps = np.arange(S) if steps is None else np.asarray(steps)
+    idx = np.unique(np.linspace(0, S - 1, min(frames, S)).round().astype(int))
+    fig = Figure(figsize=(size, size), dpi=dpi); FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.02, 0.02, 0.96, 0.88)); ax.set_xticks([]); ax.set_yticks([])
+    if background is not None: background(ax)
+    else:
+        q = x.reshape(-1, 2); lo, hi = q.quantile(0.005, 0), q.quantile(0.995, 0)
+        ax.set_xlim(float(lo[0]), float(hi[0])); ax.set_ylim(float(lo[1]), float(hi[1]))
+    kw = dict(c='tab:red') if color is None else dict(c=color[0].float().numpy(), cmap=cmap, vmin=vmin, vmax=vmax)
+    pts = ax.scatter(x[0, :, 0], x[0, :, 1], s=4, lw=0, **kw)
+    paths = [ax.plot([], [], '-', lw=0.8, color='k')[0] for _ in range(min(n_paths, x.shape[1]))]
+    ttl = ax.set_title('', fontsize=8)
+    def draw(k):
+        i = idx[k]
+        pts.set_offsets(x[i].numpy())
+        if color is not None: pts.set_array(color[i].float().numpy())
+        for j, p in enumerate(paths): p.set_data(x[:i + 1, j, 0].numpy(), x[:i + 1, j, 1].numpy())
+        ttl.set_text(f'{title} {steps[i]}')
+    anim = FuncAnimation(fig, draw, frames=len(idx), interval=interval)
+    with rc_context({'animation.frame_format': fmt}): html = anim.to_jshtml(default_mode='once')
+    return offline_jshtml(html)
