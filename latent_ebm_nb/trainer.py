@@ -191,12 +191,11 @@ class Progress(Callback):
 
 # %% ../nbs/25_trainer.ipynb #42611cdd
 class TimeBudget(Callback):
-    "Stop training (cleanly, with a final checkpoint) once `minutes` of wall-clock time have passed."
+    "Stop training (cleanly, with a final checkpoint) once the run has trained for `minutes` of wall-clock time, resumed sessions included."
     order = 90
-    def __init__(self, minutes:float): self.seconds, self.t0 = 60*minutes, None
-    def before_fit(self, tr): self.t0 = time.perf_counter()
+    def __init__(self, minutes:float): self.seconds = 60*minutes
     def after_step(self, tr):
-        if time.perf_counter() - self.t0 > self.seconds: raise CancelRun
+        if tr.elapsed() > self.seconds: raise CancelRun
 
 # %% ../nbs/25_trainer.ipynb #4aa41c43
 class LRSchedule(Callback):
@@ -280,7 +279,8 @@ def save(self:Trainer):
     if not self.out or self.rank != 0: return
     atomic_save(dict(meta=checkpoint_meta(self.method, self.step), step=self.step, method=self.method.state_dict(),
                      ema=self.ema.state_dict() if self.ema else None, rng=rng_state(), sampler=self.sampler.state_dict(),
-                     evals=self.evals, cbs={type(c).__name__: c.state_dict() for c in self.cbs if hasattr(c, 'state_dict')}),
+                     evals=self.evals, cbs={type(c).__name__: c.state_dict() for c in self.cbs if hasattr(c, 'state_dict')},
+                     seconds=self.elapsed()),
                 self.ckpt_path)
     self.last_good_step = self.step
 
@@ -296,6 +296,7 @@ def load(self:Trainer, path:Path):
     self.sampler.load_state_dict(ck['sampler']); set_rng_state(ck['rng'])
     if self.rank: seed_everything(self.seed + self.rank + 7919*self.step)   # other ranks: their own noise again (rank 0 saved the RNG)
     self.step, self.last_good_step, self.evals = ck['step'], ck['step'], ck['evals']
+    self.seconds_before = float(ck.get('seconds', 0.))      # training time of the sessions before this one
     for c in self.cbs:
         if hasattr(c, 'load_state_dict') and type(c).__name__ in ck.get('cbs', {}): c.load_state_dict(ck['cbs'][type(c).__name__])
 
@@ -320,9 +321,11 @@ def fit(self:Trainer, resume:bool=False)->dict:
         self.load(self.ckpt_path); _truncate_log(self.out/'metrics.jsonl', self.step)
     elif self.out:                                              # a fresh run: a new log, and a checkpoint at step 0
         if self.rank == 0 and (self.out/'metrics.jsonl').exists(): (self.out/'metrics.jsonl').unlink()
+        self.seconds_before = 0.
         self.save()                                             # so there is always a last good checkpoint
     for c in self.cbs: c.before_fit(self)
     t0, s0 = time.perf_counter(), self.step
+    self._t_fit = t0
     try:
         while self.step < self.steps:
             for c in self.cbs: c.before_step(self)
@@ -336,9 +339,16 @@ def fit(self:Trainer, resume:bool=False)->dict:
     except CancelRun: pass
     finally:
         for c in self.cbs: c.after_fit(self)
+    dt, total = time.perf_counter() - t0, self.elapsed()
+    self.seconds_before, self._t_fit = total, None           # the clock stops here: the checkpoint holds exactly `total`
     self.save()
-    dt = time.perf_counter() - t0
-    return dict(step=self.step, seconds=dt, steps_per_second=(self.step - s0)/max(dt, 1e-9), **self.metrics)
+    return dict(step=self.step, seconds=dt, total_seconds=total, steps_per_second=(self.step - s0)/max(dt, 1e-9), **self.metrics)
+
+@patch
+def elapsed(self:Trainer)->float:
+    "Seconds this run has trained, over every session (the checkpoint carries the earlier sessions' time)."
+    t = getattr(self, '_t_fit', None)
+    return getattr(self, 'seconds_before', 0.) + (time.perf_counter() - t if t is not None else 0.)
 
 # %% ../nbs/25_trainer.ipynb #e4c7b3f0
 def init_distributed(backend:str|None=None)->tuple[int, int]:

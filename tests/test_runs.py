@@ -37,12 +37,12 @@ def test_overwrite_never_deletes_a_folder_that_is_not_a_run(lebm, root, tmp_path
 
 AD = ['-p', 'preset', 'tiny', '-p', 'steps', '120', '-p', 'eval_every', '20', '-p', 'n_evals', '4', '-p', 'eval_n', '200', '-p', 'seed', '3']
 
-def kill_after_first_checkpoint(cmd, root, out:Path, steps:int)->int:
-    "Start `cmd` in its own process group, SIGKILL the whole group once `out` has a checkpoint past step 0; the step then."
+def kill_after_first_checkpoint(cmd, root, out:Path, steps:int, past:int=0)->int:
+    "Start `cmd` in its own process group, SIGKILL the whole group once `out` has a checkpoint past step `past`; the step then."
     p = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         t0 = time.monotonic()
-        while not (checkpoint_step(out/'checkpoint.pt') or 0) > 0:
+        while not (checkpoint_step(out/'checkpoint.pt') or 0) > past:
             assert p.poll() is None, f"the run ended (rc {p.returncode}) before its first checkpoint"
             assert time.monotonic() - t0 < 300, "no checkpoint within 300 s"
             time.sleep(0.05)
@@ -53,7 +53,7 @@ def kill_after_first_checkpoint(cmd, root, out:Path, steps:int)->int:
     while time.monotonic() - t0 < 3:
         time.sleep(0.25)
         if (s := checkpoint_step(out/'checkpoint.pt')) != step: step, t0 = s, time.monotonic()
-    assert 0 < step < steps, f"killed at step {step}: not in the middle of the run"
+    assert past < step < steps, f"killed at step {step}: not in the middle of the run (past step {past})"
     return step
 
 def test_anomaly_killed_then_resumed_equals_uninterrupted(lebm, root, tmp_path):
@@ -79,6 +79,25 @@ def test_anomaly_killed_then_resumed_equals_uninterrupted(lebm, root, tmp_path):
     assert run_state(out) == 'finished'
     steps = lambda d: [json.loads(l)['step'] for l in (d/'metrics.jsonl').read_text().splitlines()]
     assert steps(out) == steps(ref) and steps(out)[-1] == 120        # the log continues where the checkpoint was: nothing twice
+
+DH = ['-p', 'preset', 'tiny', '-p', 'gen_steps', '20', '-p', 'prior_steps', '200', '-p', 'ckpt_every', '2', '-p', 'n_train', '500',
+      '-p', 'n_test', '100', '-p', 'n_prior', '100', '-p', 'n_fid', '0', '-p', 'equal_time', 'False', '-p', 'seed', '2']
+
+def test_diffusion_hebm_killed_in_its_prior_phase_then_resumed_equals_uninterrupted(lebm, root, tmp_path):
+    "Two phases in one run directory (generator, then prior) and a third (the short-run prior): a kill in phase 2 loses nothing."
+    ref, out = tmp_path/'ref', tmp_path/'killed'
+    full = subprocess.Popen(lebm + ['run', 'train_diffusion_hebm', *DH, '--out', str(ref), '--no-progress'], cwd=root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    step = kill_after_first_checkpoint(lebm + ['run', 'train_diffusion_hebm', *DH, '--out', str(out)], root, out, 220, past=20)
+    r = run(lebm, root, 'run', '--resume', str(out), '--no-progress')
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert full.wait(timeout=600) == 0, full.stderr.read()[-3000:]
+    m, mr = json.loads((out/'metrics.json').read_text()), json.loads((ref/'metrics.json').read_text())
+    assert m['prior_hole'] == mr['prior_hole'] and m['test_recon_mse'] == mr['test_recon_mse']   # exactly the same numbers
+    assert (m['gen_steps'], m['prior_steps'], m['short_run_steps']) == (20, 200, 200)
+    ph = json.loads((out/'phases.json').read_text())
+    assert [ph[k]['step'] for k in ('generator', 'prior', 'short_run')] == [20, 220, 200]
+    assert read_meta(out)['history'][1]['from_step'] == step
 
 def test_lebm_run_shows_training_progress(lebm, root, tmp_path):
     r = run(lebm, root, 'run', 'train_lebm', '-p', 'preset', 'tiny', '-p', 'steps', '60', '-p', 'n_train', '200', '-p', 'n_test', '50',
