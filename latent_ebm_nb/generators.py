@@ -2,7 +2,8 @@
 
 # %% ../nbs/20_generators.ipynb #def1f270
 from __future__ import annotations
-import math
+import math, re, functools, contextlib
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable
 import torch
@@ -10,8 +11,8 @@ from torch import nn, Tensor
 from .core import LebmError
 
 # %% auto #0
-__all__ = ['GaussianObs', 'MLPGenerator', 'ConvGenerator', 'make_generator', 'GeneratorConfig', 'posterior_potential',
-           'ConvEncoder']
+__all__ = ['PRECISIONS', 'GaussianObs', 'native_bf16', 'resolve_precision', 'gen_autocast', 'MLPGenerator', 'ConvGenerator',
+           'make_generator', 'GeneratorConfig', 'posterior_potential', 'ConvEncoder']
 
 # %% ../nbs/20_generators.ipynb #b1ee9cee
 class GaussianObs(nn.Module):
@@ -31,18 +32,47 @@ class GaussianObs(nn.Module):
         "Draw $x \\sim \\mathcal N(g(z), \\sigma^2 I)$."
         return mean + self.sigma*torch.randn_like(mean)
 
+# %% ../nbs/20_generators.ipynb #84279395
+PRECISIONS = ('fp32', 'bf16', 'auto')
+
+@functools.cache
+def native_bf16(device_type:str='cpu', # 'cpu' or 'cuda'
+               )->bool:                # whether bf16 matmuls run on native units there
+    "A CUDA GPU that supports bf16, or a CPU whose flags show AVX-512 BF16 or AMX-BF16 (Linux `/proc/cpuinfo`)."
+    if device_type == 'cuda': return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device_type != 'cpu': return False
+    try: flags = Path('/proc/cpuinfo').read_text()
+    except OSError: return False
+    return re.search(r'\b(avx512_bf16|amx_bf16)\b', flags) is not None
+
+def resolve_precision(precision:str,         # 'fp32', 'bf16' or 'auto'
+                      device_type:str='cpu', # where the generator runs
+                     )->str:                 # 'fp32' or 'bf16'
+    "The arithmetic a generator with setting `precision` uses on `device_type`."
+    if precision not in PRECISIONS: raise LebmError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == 'auto': return 'bf16' if native_bf16(device_type) else 'fp32'
+    return precision
+
+def gen_autocast(precision:str, device_type:str='cpu'):
+    "A context: bf16 autocast on `device_type` if `precision` resolves to bf16 there, else nothing."
+    if resolve_precision(precision, device_type) == 'bf16': return torch.autocast(device_type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
 # %% ../nbs/20_generators.ipynb #c3cd0926
 class MLPGenerator(nn.Module):
     "$g(z)$: an MLP from `(B, nz)` to images `(B, *img_shape)` in $[-1, 1]$."
     def __init__(self, nz:int, # latent size d
                  img_shape:tuple=(1, 28, 28), # output image shape (C, H, W)
                  hidden:int=512, # hidden width
+                 precision:str='fp32', # 'fp32', 'bf16' or 'auto' (see Precision below)
                 ):
         super().__init__()
-        self.nz, self.img_shape = nz, tuple(img_shape)
+        self.nz, self.img_shape, self.precision = nz, tuple(img_shape), precision
         self.net = nn.Sequential(nn.Linear(nz, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
                                  nn.Linear(hidden, math.prod(img_shape)), nn.Tanh())
-    def forward(self, z:Tensor)->Tensor: return self.net(z).view(z.shape[0], *self.img_shape)
+    def forward(self, z:Tensor)->Tensor:
+        with gen_autocast(self.precision, z.device.type): y = self.net(z)
+        return y.float().view(z.shape[0], *self.img_shape)
 
 # %% ../nbs/20_generators.ipynb #ba2ec857
 def _convt(i, o, k, s, p, last=False):
@@ -53,10 +83,11 @@ class ConvGenerator(nn.Module):
     def __init__(self, nz:int, # latent size d
                  ngf:int=64,   # base width: layers have 8, 4, 2 x ngf channels
                  img_shape:tuple=(1, 28, 28), # (C, 28, 28) or (C, 32, 32)
+                 precision:str='fp32', # 'fp32', 'bf16' or 'auto' (see Precision below)
                 ):
         super().__init__()
         c, h, w = img_shape
-        self.nz, self.img_shape = nz, tuple(img_shape)
+        self.nz, self.img_shape, self.precision = nz, tuple(img_shape), precision
         if (h, w) == (28, 28):
             layers = _convt(nz, 8*ngf, 7, 1, 0) + _convt(8*ngf, 4*ngf, 4, 2, 1) + _convt(4*ngf, 2*ngf, 4, 2, 1) + _convt(2*ngf, c, 3, 1, 1, True)
         elif (h, w) == (32, 32):
@@ -67,16 +98,19 @@ class ConvGenerator(nn.Module):
             if isinstance(m, nn.ConvTranspose2d): nn.init.xavier_normal_(m.weight)
         self.to(memory_format=torch.channels_last)      # NHWC weights: oneDNN's fast transposed convolutions (see below)
     def forward(self, z:Tensor)->Tensor:
-        return self.net(z[:, :, None, None].contiguous(memory_format=torch.channels_last)).contiguous()
+        with gen_autocast(self.precision, z.device.type):
+            y = self.net(z[:, :, None, None].contiguous(memory_format=torch.channels_last))
+        return y.float().contiguous()
 
 # %% ../nbs/20_generators.ipynb #51026568
 def make_generator(kind:str, # 'mlp' or 'conv'
                    nz:int, img_shape:tuple=(1, 28, 28),
                    width:int=64, # hidden width (mlp) or ngf (conv)
+                   precision:str='fp32', # 'fp32', 'bf16' or 'auto'
                   )->nn.Module:
     "A generator by name."
-    if kind == 'mlp': return MLPGenerator(nz, img_shape, hidden=width)
-    if kind == 'conv': return ConvGenerator(nz, ngf=width, img_shape=img_shape)
+    if kind == 'mlp': return MLPGenerator(nz, img_shape, hidden=width, precision=precision)
+    if kind == 'conv': return ConvGenerator(nz, ngf=width, img_shape=img_shape, precision=precision)
     raise LebmError(f"unknown generator {kind!r}; valid: 'mlp', 'conv'")
 
 # %% ../nbs/20_generators.ipynb #7c634ec9
@@ -97,7 +131,8 @@ class GeneratorConfig:
     score_w:float|None = None       # anomaly score weight of the squared error; None: 1/(2 sigma^2) (the AD protocol: 1)
     lr_decay:float = 1.0            # every learning rate x lr_decay every lr_decay_every steps (DAMC: 0.99 per 1000)
     lr_decay_every:int = 0          # 0: no decay
-    CHOICES = dict(generator=('mlp', 'conv'))   # fields with fixed values (a class attribute; subclasses extend it)
+    precision:str = 'fp32'          # generator arithmetic: 'fp32', 'bf16' (autocast) or 'auto' (bf16 where the hardware runs it natively)
+    CHOICES = dict(generator=('mlp', 'conv'), precision=PRECISIONS)   # fields with fixed values (a class attribute; subclasses extend it)
 
 # %% ../nbs/20_generators.ipynb #b9d1adaa
 def posterior_potential(x:Tensor,            # observed batch `(B, ...)`, in [-1, 1]

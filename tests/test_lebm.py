@@ -46,3 +46,22 @@ def test_ddp_torchrun_ranks_agree(tmp_path, root):
     for k in p0: assert torch.equal(p0[k], p1[k]), k
     torch.manual_seed(0); init = tiny().state_dict()       # rank 0's initial weights
     assert not torch.equal(p0['G.net.0.weight'], init['G.net.0.weight'])      # it trained
+
+
+def test_bf16_generator_trains_like_fp32():
+    "A tiny conv LEBM on real MNIST, 60 iterations: fp32 and bf16 (generator under autocast) reach the same reconstruction."
+    from latent_ebm_nb.data import load_tensors
+    from latent_ebm_nb.generators import native_bf16
+    x = load_tensors('mnist', True)[0][:1000]*2 - 1
+    res = {}
+    for prec in ('fp32', 'bf16'):
+        torch.manual_seed(0)
+        m = lebm_spec.build(lebm_spec.config('tiny_ad', precision=prec, gen_width=4, lr_g=2e-3, lr_decay=1.0))
+        with torch.no_grad(): mse0 = (m.reconstruct(x[:500]) - x[:500]).pow(2).mean().item()
+        Trainer(m, x, steps=60, batch_size=50, seed=0, progress=False).fit()
+        assert all(p.dtype == torch.float32 for p in m.parameters())          # weights (and checkpoints) stay fp32
+        with torch.no_grad(): res[prec] = (m.reconstruct(x[:500]) - x[:500]).pow(2).mean().item()
+        assert res[prec] < 0.3*mse0, (prec, mse0, res[prec])                   # it learned (1.54 -> 0.24 measured)
+    # stated tolerance: 2% relative on the test reconstruction MSE (measured 0.08% on an AVX-512 BF16 CPU)
+    assert abs(res['bf16'] - res['fp32']) < 0.02*res['fp32'], (res, native_bf16())
+    assert res['bf16'] != res['fp32']                                          # bf16 really ran (its rounding differs)

@@ -66,7 +66,7 @@ class LEBM(LatentMethod):
     "Generator with a latent EBM prior, trained by MLE with short-run prior and posterior Langevin."
     def __init__(self, cfg:LEBMConfig):
         super().__init__(cfg)
-        self.G = make_generator(cfg.generator, cfg.nz, cfg.img_shape, cfg.gen_width)
+        self.G = make_generator(cfg.generator, cfg.nz, cfg.img_shape, cfg.gen_width, cfg.precision)
         self.E = EnergyMLP(cfg.nz, cfg.ndf, cfg.e_act) if cfg.use_ebm else ZeroEnergy()
         self.prior = TiltedPrior(self.E, GaussianReference(cfg.nz, cfg.sigma0))
         self.obs = GaussianObs(cfg.sigma)

@@ -110,7 +110,7 @@ class MultiStageNCE(LatentMethod):
     def __init__(self, cfg:NCEConfig):
         super().__init__(cfg)
         K = cfg.n_stages if cfg.use_ebm else 0
-        self.G = make_generator(cfg.generator, cfg.nz, cfg.img_shape, cfg.gen_width)
+        self.G = make_generator(cfg.generator, cfg.nz, cfg.img_shape, cfg.gen_width, cfg.precision)
         self.ratios = StageRatios(cfg.nz, K, cfg.ndf, cfg.e_act)
         self.prior = TiltedPrior(self.ratios, GaussianReference(cfg.nz, cfg.sigma0))
         self.obs = GaussianObs(cfg.sigma)
