@@ -102,10 +102,12 @@ def refine_z(self:LatentMethod, x:Tensor, z:Tensor, n_steps:int|None=None, step_
     return z.detach()
 
 # %% ../nbs/26_latent.ipynb #338d70f3
-def keep_finite_chains(z:Tensor, # `(B, ...)` chain end points
+def keep_finite_chains(z:Tensor,             # `(B, ...)` chain end points
+                       e:Tensor|None=None,    # `(B,)` their potentials (a chain whose potential overflowed is bad too)
                       )->tuple[Tensor, Tensor]: # the points, each non-finite chain replaced by a finite one; the number replaced
-    "Replace every chain with a non-finite coordinate by a copy of a finite chain: the k-th bad chain copies the (k mod n)-th of the n good ones."
+    "Replace every chain with a non-finite coordinate or potential by a copy of a finite chain: the k-th bad chain copies the (k mod n)-th of the n good ones."
     bad = ~torch.isfinite(z.flatten(1)).all(1)
+    if e is not None: bad = bad | ~torch.isfinite(e)
     n_good = (~bad).sum()
     good_first = torch.argsort(bad.to(torch.int8), stable=True)      # the good chains, in index order, then the bad ones
     k = torch.cumsum(bad, 0) - 1                                      # rank of each bad chain among the bad ones
