@@ -106,7 +106,7 @@ def prior_sample_z(self:JointHEBM, n:int, z0:Tensor|None=None)->Tensor:
         eps, st = ula(self.prior.eps_potential, z0, c.prior_steps, c.prior_step_size)
         with torch.no_grad(): z = self.hier.to_z(eps)
     else: z, st = ula(self.prior.potential, z0, c.prior_steps, c.prior_step_size)
-    z, n_bad = keep_finite_chains(z, st.e); self.bad_chains = n_bad.float()   # an overflowed chain is replaced by a finite one, and counted
+    z, n_bad = keep_finite_chains(z, st.energy); self.bad_chains = n_bad.float()   # an overflowed chain is replaced by a finite one, and counted
     return z
 
 @patch
