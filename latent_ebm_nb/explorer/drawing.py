@@ -114,9 +114,9 @@ def image_strip(frames:np.ndarray,  # `(S, H, W, C)` frames
     return out[..., 0] if c == 1 else out
 
 # %% ../../nbs/62_explorer_drawing.ipynb #0a6444e8
-_FA_ICONS = {'minus': '&minus;', 'fast-backward': '&#x23EE;', 'step-backward': '&#x25C2;',
+_FA_ICONS = {'minus': '&minus;', 'fast-backward': '|&#x25C0;', 'step-backward': '&#x25C2;',
              'play fa-flip-horizontal': '&#x25C0;', 'pause': '&#x275A;&#x275A;', 'play': '&#x25B6;',
-             'step-forward': '&#x25B8;', 'fast-forward': '&#x23ED;', 'plus': '+'}
+             'step-forward': '&#x25B8;', 'fast-forward': '&#x25B6;|', 'plus': '+'}
 
 def offline_jshtml(html:str, # the HTML of matplotlib's `Animation.to_jshtml()`
                   )->str:    # the same player, loading nothing from the network, with a content-derived id
