@@ -234,3 +234,86 @@ def test_results_page(site):
         if d.get('date'): assert d['date'] in text
     assert main.count('<table') == len(files), 'one table per summary file'
     assert 'Traceback' not in text
+
+
+# --- figures and players: every method page shows what it does; the samplers page plays a chain ---
+
+METHOD_NOTEBOOKS = ['11_samplers.ipynb', '30_lebm.ipynb', '31_joint_hebm.ipynb', '32_diffusion_hebm.ipynb',
+                    '33_nce.ipynb', '34_daebm.ipynb', '35_drl.ipynb']
+_IMG_SRC = re.compile(r'<img\b[^>]*\bsrc="([^"]+)"')
+
+
+def page_figures(html:str)->list[str]:
+    "The `src` of every figure in a page's main part that the page itself carries: a `data:` URI or a local file."
+    main = html[html.find('<main'):] if '<main' in html else html
+    return [s for s in _IMG_SRC.findall(main) if s.startswith('data:image/') or not re.match(r'^[a-z]+:|//', s)]
+
+
+def test_page_figures_regex():
+    h = ('<nav><img src="data:image/png;base64,AA"></nav><main><img alt="x" src="data:image/jpeg;base64,BB">'
+         '<img src="images/a.png"><img src="https://x.org/b.png"><img id="_anim_img1"></main>')
+    assert page_figures(h) == ['data:image/jpeg;base64,BB', 'images/a.png']
+    assert page_figures('<main><p>no figure</p></main>') == []
+
+
+def test_method_pages_have_figures(site):
+    "The samplers page and every method page show at least one figure (stored output or inlined markdown image)."
+    counts = {n: len(page_figures((site/page_name(n, _processed_frontmatter(n))).read_text())) for n in METHOD_NOTEBOOKS}
+    missing = [n for n, k in counts.items() if k == 0]
+    assert not missing, f'pages without a figure: {missing} (figures per page: {counts})'
+
+
+@pytest.fixture(scope='module')
+def samplers_page(server):
+    "The samplers page in Chromium: its chain player before and after the slider moves and a step button is pressed."
+    if not Path(CHROMIUM).exists(): pytest.skip(f'{CHROMIUM} missing (Debian: apt-get install -y chromium)')
+    sync_api = pytest.importorskip('playwright.sync_api')
+    name = page_name('11_samplers.ipynb', _processed_frontmatter('11_samplers.ipynb'))
+    requests, failures = [], []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={'width': 1280, 'height': 900})
+            page.on('request', lambda r: requests.append(r.url))
+            page.on('requestfailed', lambda r: urlparse(r.url).scheme != 'about' and failures.append(r.url))
+            page.on('response', lambda r: r.status >= 400 and failures.append(r.url))
+            page.goto(f'{server}/{name}', wait_until='load')
+            page.wait_for_function('() => window.MathJax && window.MathJax.isReady', timeout=30_000)
+            page.evaluate('() => new Promise(done => MathJax.Hub.Queue(() => done(true)))')
+            player = page.locator('div.animation').first
+            player.wait_for(timeout=10_000)
+            img, slider = player.locator('img').first, player.locator('input[type="range"]').first
+            page.wait_for_function('(e) => e.src.startsWith("data:image/")', arg=img.element_handle(), timeout=10_000)
+            srcs = [img.get_attribute('src')]
+            n_frames = int(slider.get_attribute('max')) + 1
+            slider.evaluate('(e, v) => { e.value = v; e.dispatchEvent(new Event("input")); }', n_frames // 2)
+            srcs.append(img.get_attribute('src'))
+            player.locator('button[title="Next frame"]').click()
+            srcs.append(img.get_attribute('src'))
+            value = int(slider.input_value())
+            shot = os.environ.get('LEBM_DOCS_PLAYER_SCREENSHOT')
+            if shot: player.screenshot(path=shot)
+            yield dict(srcs=srcs, n_frames=n_frames, value=value, requests=requests, failures=failures,
+                       n_players=page.locator('div.animation').count(), text=page.inner_text('main'),
+                       n_errors=page.eval_on_selector_all('.MathJax_Error, [data-mjx-error], merror', 'els => els.length'))
+        finally:
+            browser.close()
+
+
+def test_player_advances(samplers_page):
+    p = samplers_page
+    assert p['n_players'] >= 1 and p['n_frames'] >= 10, p['n_frames']
+    first, middle, next_ = p['srcs']
+    assert all(s.startswith('data:image/') for s in p['srcs'])
+    assert middle != first, 'moving the slider did not change the frame'
+    assert next_ != middle and p['value'] == p['n_frames'] // 2 + 1, 'the step button did not advance the player'
+
+
+def test_samplers_page_offline(samplers_page):
+    p = samplers_page
+    hosts = {urlparse(u).hostname for u in p['requests'] if urlparse(u).scheme in ('http', 'https', 'ws', 'wss')}
+    other = [u for u in p['requests'] if urlparse(u).scheme not in ('http', 'https', 'data', 'blob', 'about')]
+    assert hosts == {'127.0.0.1'}, hosts
+    assert not other, other
+    assert not [u for u in p['failures'] if '/mathjax/fonts/HTML-CSS/TeX/' not in u], p['failures']
+    assert 'Math Processing Error' not in p['text'] and p['n_errors'] == 0
