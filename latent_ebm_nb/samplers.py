@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
-from .core import energy_grad, per_sample
+from .core import energy_grad, per_sample, LebmError
 
 # %% auto #0
 __all__ = ['Trajectory', 'mala_log_ratio', 'level_step_size', 'LangevinStats', 'langevin', 'ula', 'mala', 'accept_by_level',
@@ -74,8 +74,8 @@ class LangevinStats(NamedTuple):
     "What a `langevin` call returns next to the new points."
     accepted:Tensor  # `(B,)` float, accepted proposals per chain (`n_steps` for ULA)
     n_steps:int      # proposals made per chain
-    energy:Tensor    # `(B,)` U at the returned points
-    grad:Tensor      # grad U at the returned points; pass `(energy, grad)` as `state` to continue a chain
+    energy:Tensor|None  # `(B,)` U at the returned points (None: ULA with `final_eval=False`, the default without a recorder)
+    grad:Tensor|None    # grad U at the returned points; pass `(energy, grad)` as `state` to continue a chain
     @property
     def rate(self)->Tensor: return self.accepted / max(self.n_steps, 1)
 
@@ -90,8 +90,11 @@ def langevin(energy_fn:Callable,        # `energy_fn(x) -> (B,)`, or `energy_fn(
              state:tuple|None=None,     # `(energy, grad)` at `x` from a previous call, to skip recomputing them
              traj:Trajectory|None=None, # recorder to append snapshots to
              compile:bool=False,        # run each step through `torch.compile` (see below; same law, other random stream)
+             final_eval:bool|None=None, # evaluate U and grad U at the returned points; None: always for MALA, for ULA only when recording
             )->tuple[Tensor, LangevinStats]: # new points and stats
-    "Batched ULA or MALA chains: one energy-and-gradient evaluation per step."
+    "Batched ULA or MALA chains: one energy-and-gradient evaluation per step (ULA without `final_eval`: K for K steps)."
+    if final_eval is None: final_eval = mala or traj is not None or compile
+    if mala and not final_eval: raise LebmError("MALA needs the energy at every proposal: final_eval=False is for ULA only")
     fn = energy_fn if level is None else (lambda z: energy_fn(z, level))
     if compile: step_size = torch.as_tensor(step_size, dtype=x.dtype, device=x.device)  # a tensor: no recompiles when s changes
     s = per_sample(step_size, x); s2 = s*s
@@ -100,8 +103,10 @@ def langevin(energy_fn:Callable,        # `energy_fn(x) -> (B,)`, or `energy_fn(
     if traj is not None and traj.t == 0: traj.record(x, e, g, torch.ones_like(e, dtype=torch.bool), level, advance=False)
     if compile: return _langevin_compiled(energy_fn, x, e, g, acc, n_steps, s, s2, mala, level, legacy_daebm_mh, traj)
     with torch.no_grad():
-        for _ in range(n_steps):
+        for k in range(n_steps):
             xp = _propose(x, g, xi.normal_(), s, s2)
+            if not final_eval and k == n_steps - 1:   # ULA's last move needs no gradient at its end point
+                x, e, g = xp, None, None; break
             ep, gp = energy_grad(fn, xp)
             if mala:
                 a = torch.rand_like(ep).log_() < mala_log_ratio(e, ep, g, gp, xi, s, legacy_daebm_mh)

@@ -105,9 +105,9 @@ def prior_sample_z(self:JointHEBM, n:int, z0:Tensor|None=None)->Tensor:
     elif c.prior_space == 'eps':
         with torch.no_grad(): z0 = self.hier.to_eps(z0)
     if c.prior_space == 'eps':
-        eps, st = ula(self.prior.eps_potential, z0, c.prior_steps, c.prior_step_size)
+        eps, st = ula(self.prior.eps_potential, z0, c.prior_steps, c.prior_step_size, final_eval=True)
         with torch.no_grad(): z = self.hier.to_z(eps)
-    else: z, st = ula(self.prior.potential, z0, c.prior_steps, c.prior_step_size)
+    else: z, st = ula(self.prior.potential, z0, c.prior_steps, c.prior_step_size, final_eval=True)
     z, n_bad = keep_finite_chains(z, st.energy); self.bad_chains = n_bad.float()   # an overflowed chain is replaced by a finite one, and counted
     return z
 
