@@ -2,15 +2,18 @@
 
 # %% ../../nbs/44_bench_lebm.ipynb #577ae688
 from __future__ import annotations
-import os, time
+import os, re, copy, time, statistics
+from pathlib import Path
 import torch
 from torch.utils.flop_counter import flop_registry
 from torch.utils._python_dispatch import TorchDispatchMode
 from . import register_bench, BenchResult, matmul_gflops, time_fn
+from .samplers import _interleaved
+from ..generators import native_bf16
 from ..methods import get_method
 
 # %% auto #0
-__all__ = ['count_flops', 'bench_lebm']
+__all__ = ['count_flops', 'reference_lebm_iteration', 'cpu_flags', 'lebm_variants', 'bench_lebm']
 
 # %% ../../nbs/44_bench_lebm.ipynb #952b87f9
 class _FlopCount(TorchDispatchMode):
@@ -27,19 +30,83 @@ def count_flops(fn)->int:
     with _FlopCount() as fc: fn()
     return fc.flops
 
-@register_bench('lebm', help='seconds per LEBM training iteration at the SVHN code config, and % of matmul GFLOP/s')
-def bench_lebm(quick:bool=False, preset:str='svhn_code', batch_size:int=100)->BenchResult:
-    "Seconds per LEBM iteration (SVHN code config, random data) and achieved vs matmul GFLOP/s."
+
+# %% ../../nbs/44_bench_lebm.ipynb #a9759493
+def reference_lebm_iteration(m,                 # a built LEBM (its networks are used, not its loop)
+                             x:torch.Tensor,    # a batch in [-1, 1]
+                             G:torch.nn.Module, # the generator as the public code holds it (NCHW)
+                            ):
+    "One LEBM iteration written like the public code: prior and posterior short-run Langevin, then the two updates."
+    c, mse = m.cfg, torch.nn.MSELoss(reduction='sum')
+    s0, s1, sig, ps = c.prior_step_size, c.post_step_size, c.sigma, c.sigma0
+    def prior(z):
+        z = z.clone().detach(); z.requires_grad = True
+        for _ in range(c.prior_steps):
+            en = m.E(z)
+            z_grad = torch.autograd.grad(en.sum(), z)[0]
+            z.data = z.data - 0.5*s0*s0*(z_grad + 1.0/(ps*ps)*z.data)
+            z.data += s0*torch.randn_like(z).data
+        return z.detach()
+    def post(z):
+        z = z.clone().detach(); z.requires_grad = True
+        for _ in range(c.post_steps):
+            x_hat = G(z[:, :, None, None]) if isinstance(G, torch.nn.Sequential) else G(z)
+            g_log_lkhd = 1.0/(2.0*sig*sig)*mse(x_hat, x)
+            z_grad_g = torch.autograd.grad(g_log_lkhd, z)[0]
+            en = m.E(z)
+            z_grad_e = torch.autograd.grad(en.sum(), z)[0]
+            z.data = z.data - 0.5*s1*s1*(z_grad_g + z_grad_e + 1.0/(ps*ps)*z.data)
+            z.data += s1*torch.randn_like(z).data
+        return z.detach()
+    B = x.shape[0]
+    z_neg, z_pos = prior(ps*torch.randn(B, c.nz)), post(ps*torch.randn(B, c.nz))
+    m.opt_g.zero_grad()
+    x_hat = G(z_pos[:, :, None, None]) if isinstance(G, torch.nn.Sequential) else G(z_pos)
+    loss_g = mse(x_hat, x)/(2.0*sig*sig*B); loss_g.backward(); m.opt_g.step()
+    m.opt_e.zero_grad()
+    loss_e = m.E(z_pos).mean() - m.E(z_neg).mean(); loss_e.backward(); m.opt_e.step()
+
+def _nchw(G:torch.nn.Module)->torch.nn.Module:
+    "The generator as the public code holds it: a conv generator's layers in the default NCHW layout (an MLP as it is)."
+    if not hasattr(G, 'net') or not any(isinstance(l, torch.nn.ConvTranspose2d) for l in G.net): return G
+    return copy.deepcopy(G.net).to(memory_format=torch.contiguous_format)
+
+# %% ../../nbs/44_bench_lebm.ipynb #ff9798e0
+def cpu_flags()->str:
+    "The CPU's speed-relevant flags (AVX2, AVX-512F, AVX-512 BF16, AMX) as one string."
+    try: flags = set(re.findall(r'\w+', Path('/proc/cpuinfo').read_text()))
+    except OSError: return 'unknown'
+    return ' '.join(f for f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile') if f in flags) or 'none of avx2/avx512/amx'
+
+def lebm_variants(preset:str, batch_size:int=100, bf16:bool|None=None)->tuple[dict, torch.Tensor, object]:
+    "The timed variants at `preset`: the public-code loop, ours in fp32 and (where `bf16`, default: native hardware) in bf16."
     torch.manual_seed(0)
-    spec = get_method('lebm')
-    cfg = spec.config(preset)
+    spec = get_method('lebm'); cfg = spec.config(preset)
     m, x = spec.build(cfg), torch.rand(batch_size, *cfg.img_shape)*2 - 1
-    step = lambda: m.train_step(x)
-    flops = count_flops(step)
-    sec = time_fn(step, min_time=0.0 if quick else 20.0, warmup=1, min_calls=1 if quick else 3)
-    peak = matmul_gflops(1024, min_time=0.3 if quick else 2.0)
-    row = dict(preset=preset, batch=batch_size, threads=torch.get_num_threads(), K0=cfg.prior_steps, K1=cfg.post_steps,
-               **{'s/iter': sec, 'GFLOP/iter': flops/1e9, 'achieved GFLOP/s': flops/1e9/sec, 'matmul GFLOP/s': peak})
-    return BenchResult('lebm', [row], [f'{cfg.generator} generator ngf={cfg.gen_width}, ndf={cfg.ndf}, nz={cfg.nz}; '
-                                       f'FLOPs counted with torch flop_registry; medians over the timed iterations'],
-                       {'seconds per iteration': sec, 'fraction of matmul GFLOP/s': flops/1e9/sec/peak})
+    m16 = copy.deepcopy(m); m16.G.precision = 'bf16'
+    G_ref = _nchw(m.G); mr = copy.deepcopy(m); mr.G = G_ref if G_ref is not m.G else mr.G
+    mr.opt_g = torch.optim.Adam(mr.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
+    v = {'reference loop, fp32': lambda: reference_lebm_iteration(mr, x, mr.G), 'ours, fp32': lambda: m.train_step(x)}
+    if native_bf16() if bf16 is None else bf16: v['ours, bf16'] = lambda: m16.train_step(x)
+    return v, x, cfg
+
+@register_bench('lebm', help='s/iter of LEBM: ours fp32 and bf16 vs a loop written like the public code (SVHN code config, MNIST CPU preset)')
+def bench_lebm(quick:bool=False, preset:str|None=None, batch_size:int=100)->BenchResult:
+    "Seconds per LEBM iteration, timed interleaved: the public-code loop, ours in fp32, ours in bf16 (native hardware only)."
+    presets = [preset] if preset else ['svhn_code', 'mnist_cpu']
+    rows, summ, peak = [], {}, matmul_gflops(1024, min_time=0.3 if quick else 2.0)
+    for p in presets:
+        v, x, cfg = lebm_variants(p, batch_size)
+        flops = {k: count_flops(f) for k, f in v.items()}
+        ts = _interleaved(list(v.values()), n_calls=1 if quick else 4, warmup=1)
+        med = {k: statistics.median(t) for k, t in zip(v, ts)}
+        ref = med['reference loop, fp32']
+        for k in v:
+            rows.append({'preset': p, 'variant': k, 's/iter': med[k], 'x reference': med[k]/ref, 'GFLOP/iter': flops[k]/1e9,
+                         'achieved GFLOP/s': flops[k]/1e9/med[k]})
+            if k != 'reference loop, fp32': summ[f'{p}: {k} / reference loop'] = med[k]/ref
+    notes = [f'CPU flags: {cpu_flags()}; bf16 native: {native_bf16()} (bf16 rows only where native); {torch.get_num_threads()} threads; '
+             f'float32 matmul {peak:.0f} GFLOP/s', 'medians of interleaved timings (rotating order) in this run; ratios against the '
+             'public-code loop on the same networks and optimisers; FLOPs by torch flop_registry (bf16 FLOPs counted like fp32)',
+             'peak memory: not measured on the CPU (no allocator statistics there); no GPU was available to this run']
+    return BenchResult('lebm', rows, notes, summ)
