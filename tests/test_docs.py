@@ -317,3 +317,15 @@ def test_samplers_page_offline(samplers_page):
     assert not other, other
     assert not [u for u in p['failures'] if '/mathjax/fonts/HTML-CSS/TeX/' not in u], p['failures']
     assert 'Math Processing Error' not in p['text'] and p['n_errors'] == 0
+
+
+def test_players_on_pages(site):
+    "The samplers and DA-EBM pages each carry a chain player: embedded frames, under 1 MB, nothing from the network."
+    for n in ('11_samplers.ipynb', '34_daebm.ipynb'):
+        html = (site/page_name(n, _processed_frontmatter(n))).read_text()
+        players = re.findall(r'<div class="animation">.*?</script>', html, flags=re.S)
+        assert players, f'{n}: no chain player on the page'
+        for p in players:
+            assert len(p) < 1_000_000, f'{n}: a player of {len(p)/1e6:.1f} MB'
+            assert p.count('data:image/') >= 10, f'{n}: a player with fewer than 10 embedded frames'
+            assert not re.search(r'(?:src|href)="(?:https?:)?//', p) and 'fa fa-' not in p
