@@ -329,3 +329,37 @@ def test_players_on_pages(site):
             assert len(p) < 1_000_000, f'{n}: a player of {len(p)/1e6:.1f} MB'
             assert p.count('data:image/') >= 10, f'{n}: a player with fewer than 10 embedded frames'
             assert not re.search(r'(?:src|href)="(?:https?:)?//', p) and 'fa fa-' not in p
+
+
+def test_every_page_in_chromium(site, server):
+    "Every page of the site in Chromium: MathJax typesets without an error and no request leaves 127.0.0.1."
+    if not Path(CHROMIUM).exists(): pytest.skip(f'{CHROMIUM} missing (Debian: apt-get install -y chromium)')
+    sync_api = pytest.importorskip('playwright.sync_api')
+    _, pages = _expected_sidebar()
+    shots = os.environ.get('LEBM_DOCS_SCREENSHOTS')          # a folder: full-page screenshots of a few pages, for the record
+    bad, figures = [], {}
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={'width': 1280, 'height': 900})
+            requests = []
+            page.on('request', lambda r: requests.append(r.url))
+            for name in dict.fromkeys(['index.html'] + pages):
+                requests.clear()
+                page.goto(f'{server}/{name}', wait_until='load')
+                page.wait_for_function('() => window.MathJax && window.MathJax.isReady', timeout=30_000)
+                page.evaluate('() => new Promise(done => MathJax.Hub.Queue(() => done(true)))')
+                text = page.evaluate('''() => { const m = document.querySelector('main').cloneNode(true);
+                    m.querySelectorAll('pre, code').forEach(e => e.remove()); return m.textContent; }''')   # prose may name the error in code
+                n_err = page.eval_on_selector_all('.MathJax_Error, [data-mjx-error], merror', 'els => els.length')
+                hosts = {urlparse(u).hostname for u in requests if urlparse(u).scheme in ('http', 'https', 'ws', 'wss')}
+                if 'Math Processing Error' in text or n_err: bad.append(f'{name}: MathJax error')
+                if hosts - {'127.0.0.1'}: bad.append(f'{name}: requests to {sorted(hosts - {"127.0.0.1"})}')
+                figures[name] = page.eval_on_selector_all('main img', 'els => els.filter(e => e.naturalWidth > 0).length')
+                if shots and name in ('lebm.html', 'daebm.html', 'explorer.html', 'samplers.html'):
+                    Path(shots).mkdir(parents=True, exist_ok=True); page.screenshot(path=str(Path(shots)/f'{name[:-5]}.png'), full_page=False)
+        finally:
+            browser.close()
+    assert not bad, bad
+    assert set(figures) == set(pages) | {'index.html'}
+    print('figures per page (rendered images in <main>):', figures)
