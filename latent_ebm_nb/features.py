@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
-from .core import LebmError, seed_everything, atomic_save
+from .core import LebmError, seed_everything, atomic_save, rng_state, set_rng_state
 from .data import DataError, data_dir, load_tensors
 
 # %% auto #0
@@ -41,6 +41,8 @@ def train_feature_net(dataset:str,             # 'mnist' or 'fashion_mnist'
                       batch_size:int=64,
                       lr:float=1e-3,           # Adam's initial learning rate, decayed linearly to 0
                       verbose:bool=False,      # print the mean loss and seconds of each epoch
+                      ckpt:str|Path|None=None, # checkpoint written (atomically) after every epoch; None: none
+                      resume:bool=False,       # continue from `ckpt` if it exists: the same weights as an uninterrupted run
                      )->LeNet:                 # the trained net, in eval mode
     "Train the feature net of `dataset` on its training split, deterministically."
     x, y = load_tensors(dataset, train=True)
@@ -51,13 +53,21 @@ def train_feature_net(dataset:str,             # 'mnist' or 'fashion_mnist'
         net = LeNet(); opt = torch.optim.Adam(net.parameters(), lr)
         steps = epochs*-(-len(x)//batch_size)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - i/steps)
-        for ep in range(epochs):
+        start = 0
+        if resume and ckpt and Path(ckpt).exists():
+            ck = torch.load(ckpt, map_location='cpu', weights_only=True)
+            net.load_state_dict(ck['net']); opt.load_state_dict(ck['opt']); sched.load_state_dict(ck['sched'])
+            g.set_state(ck['g']); set_rng_state(ck['rng']); start = ck['step']
+            if verbose: print(f"resumed after epoch {start}")
+        for ep in range(start, epochs):
             t, tot = time.time(), torch.zeros(())
             for idx in torch.randperm(len(x), generator=g).split(batch_size):
                 loss = F.cross_entropy(net(x[idx]), y[idx])
                 opt.zero_grad(); loss.backward(); opt.step(); sched.step()
                 tot += loss.detach()*len(idx)
             if verbose: print(f"epoch {ep+1}/{epochs}: loss {tot.item()/len(x):.4f}, {time.time()-t:.0f} s")
+            if ckpt: atomic_save(dict(step=ep + 1, net=net.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
+                                      g=g.get_state(), rng=rng_state()), ckpt)
     finally: torch.use_deterministic_algorithms(prev)
     return net.eval()
 
