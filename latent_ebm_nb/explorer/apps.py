@@ -18,7 +18,8 @@ from .canvas import TrajectoryCanvas, CursorCanvas, static_png, cursor_axes
 from .drawing import BlitFigure, draw_landscape, draw_density, TRACES, trace_values, decoded_frames, image_strip
 
 # %% auto #0
-__all__ = ['TrajectoryView', 'TrajectoryExplorer', 'layer_energies', 'LayerEnergyView', 'LayerEnergyViewer', 'two_layer_demo']
+__all__ = ['TrajectoryView', 'TrajectoryExplorer', 'layer_energies', 'LayerEnergyView', 'LayerEnergyViewer', 'two_layer_demo',
+           'hierarchical_run_layers']
 
 # %% ../../nbs/63_explorer_apps.ipynb #76013d76
 class TrajectoryView:
@@ -358,3 +359,35 @@ def two_layer_demo(n:int=1000,       # prior samples, posterior chains
     traj = Trajectory()
     z, _ = langevin(U, torch.randn(n, 4, generator=g), n_steps, step_size, mala=True, traj=traj)
     return dict(layers=[E1, E2], names=['layer 1 (top, z1)', 'layer 2 (z2 | z1)'], posterior=z, prior=prior, chain=traj.x)
+
+# %% ../../nbs/63_explorer_apps.ipynb #hier-run-fn
+def hierarchical_run_layers(run,                     # a run directory of a hierarchical method, or its loaded model
+                            x:Tensor|None=None,      # images `(n, C, H, W)` in [-1, 1]; None: the run's test split
+                            n:int=500,               # images (posterior samples, chains) and prior samples
+                            n_steps:int=100,         # MALA steps of the recorded posterior chains
+                            step_size:float=0.1,     # their step size s (the training's posterior chains use 0.1)
+                            seed:int=0,
+                           )->dict:                  # `layers`, `names`, `posterior`, `prior`, `chain`: the viewer's arguments
+    "The per-layer viewer's arguments for a trained hierarchical model: its layer energies at posterior and prior samples, and along posterior chains."
+    import json
+    from latent_ebm_nb.methods import load_run
+    from latent_ebm_nb.data import load_tensors
+    m = load_run(run) if isinstance(run, (str, Path)) else run
+    if not hasattr(m, 'layer_energies') or not hasattr(m, 'hier'):
+        raise LebmError(f"{type(m).__name__} has no per-layer energies (layer_energies) or no hierarchy (hier): not a hierarchical method")
+    m = m.eval().requires_grad_(False)
+    if x is None:
+        p = Path(run)/'params.json' if isinstance(run, (str, Path)) else None
+        name = json.loads(p.read_text()).get('params', {}).get('dataset', 'mnist') if p is not None and p.exists() else 'mnist'
+        x = load_tensors(name, False)[0][:n]*2 - 1
+    x, g = x[:n], torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        posterior, prior = m.posterior_sample_z(x).detach(), m.prior_sample_z(len(x)).detach()
+        traj = Trajectory()
+        langevin(m.posterior_potential(x), m.prior.init(len(x), generator=g), n_steps, step_size, mala=True, traj=traj)
+    dims, L = list(m.hier.dims), m.hier.L
+    where = lambda i: 'bottom' if i == 0 else 'top' if i == L - 1 else 'middle'
+    layers = [(lambda z, i=i: m.layer_energies(z)[:, i]) for i in range(L)]
+    return dict(layers=layers, names=[f'layer {i+1} ({where(i)}, {d}-d)' for i, d in enumerate(dims)],
+                posterior=posterior, prior=prior, chain=traj.x)
