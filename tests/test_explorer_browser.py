@@ -15,8 +15,11 @@ ms; the test fails above `LEBM_SCRUB_MAX_MS` (default 40) for the median or `LEB
 the p90, bounds a kernel round trip cannot meet but a busy 2-core machine can. Play must reach `LEBM_PLAY_MIN_SPS`
 steps per second (default 25; target 30; a kernel round trip per step allows about 8). `LEBM_SCRUB_REPORT=/path.json` keeps the numbers; `LEBM_EXPLORE_RENDER=image` (or
 `inline`) measures the kernel-side rendering instead (wall time only, against `LEBM_SCRUB_MAX_MS`, default 200 there).
-Screenshots of the live explorers go to `LEBM_EXPLORER_ARTIFACTS` (default `tests/artifacts/`, git-ignored). The
-server is stopped with SIGTERM.
+Screenshots of the live explorers go to `LEBM_EXPLORER_ARTIFACTS` (default `tests/artifacts/`, git-ignored).
+`LEBM_EXPLORER_SCREENSHOT=PATH.jpg` also writes the 2D explorer's output as a JPEG (quality `LEBM_EXPLORER_JPEG_QUALITY`,
+default 80) for the docs (`nbs/images/explorer_2d.jpg`, shown on the explorer page), and
+`LEBM_EXPLORER_LATENT_SCREENSHOT=PATH.jpg` the latent explorer's (`nbs/images/explorer_latent.jpg`). The server is
+stopped with SIGTERM.
 """
 import os, re, sys, json, time, shutil, signal, socket, secrets, statistics, subprocess, urllib.request
 from pathlib import Path
@@ -182,6 +185,14 @@ def _shot(locator, name: str):
     locator.screenshot(path=str(ARTIFACTS/name))
 
 
+def _jpeg(locator, env: str, what: str):
+    "Write the `locator`'s screenshot as a JPEG to the path in `$env`, when it is set (the docs' images)."
+    if not os.environ.get(env): return
+    out = Path(os.environ[env]); out.parent.mkdir(parents=True, exist_ok=True)
+    locator.screenshot(path=str(out), type='jpeg', quality=int(os.environ.get('LEBM_EXPLORER_JPEG_QUALITY', 80)))
+    print(f'{env}: {out} ({out.stat().st_size/1e3:.0f} kB), {what}')
+
+
 def test_slider_changes_figure(notebook):
     page = notebook['page']
     view = page.locator(VIEW).first
@@ -278,9 +289,13 @@ def test_latent_canvas(notebook):
         const d = g.getImageData(48*s, 434*s, 430*s, 46*s).data; let n = 0;
         for (let i = 0; i < d.length; i += 4) if (d[i] < 200) n++; return n; }''')
     assert ink > 5000, f'no decoded images in the strip ({ink} non-white pixels)'
+    out = page.locator('.jp-OutputArea-output').filter(has=page.locator(VIEW))
+    _jpeg(out.nth(1), 'LEBM_EXPLORER_LATENT_SCREENSHOT', 'the latent explorer at step 30')
     first = page.locator(VIEW).first
     first.scroll_into_view_if_needed()
-    _shot(page.locator('.jp-OutputArea-output').filter(has=page.locator(VIEW)).first, 'explorer_2d.png')
+    _shot(out.first, 'explorer_2d.png')
+    step = page.locator('.lebm-step .widget-readout').first.inner_text().strip()
+    _jpeg(out.first, 'LEBM_EXPLORER_SCREENSHOT', f'the 2D explorer at step {step}')
 
 
 def test_offline(notebook):
