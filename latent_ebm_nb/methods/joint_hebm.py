@@ -65,13 +65,13 @@ JOINT_PRESETS = {
     'mnist_cpu_var': JointHEBMConfig(scheme='variational', lr_e=2e-5, e_reg=0.1, prior_space='eps'),
     'mnist_cpu_var_l3': JointHEBMConfig(dims=(16, 8, 4), scheme='variational', lr_e=2e-5, e_reg=0.1, prior_space='eps'),
     # the anomaly protocol (see LEBM's mnist_ad) for the variational scheme: the inference model is the amortised start,
-    # prior chains (z-space, 60 x 0.4) start from q(z|x) of the batch as in DAMC, five noise-free posterior steps at test
-    # time, score weight 1, the conv generator at ngf 8. Measured limits: z-space chains at s = 0.4 are unstable wherever a
-    # conditional sigma < 0.2 (drift s^2/2 / sigma^2 > 2); on digit 5 they collapsed at steps 939-942 (2, 34, 75, 99 of
-    # 100 chains overflowed, then NaN weights). eps-space chains at 0.4 diverged by step ~90 on all five digits (energies
-    # past 1e6; with e_reg=1.0 at ~135); eps-space at 0.2 is the variant `-p options prior_space=eps,prior_step_size=0.2`
+    # prior chains (z-space, 60 steps) start from q(z|x) of the batch as in DAMC, five noise-free posterior steps at test
+    # time, score weight 1, the conv generator at ngf 8. The prior step is 0.2, not DAMC's 0.4, for stability alone: z-space
+    # ULA at s is unstable wherever a conditional sigma < s/2 (drift s^2/2 / sigma^2 > 2); at 0.4 digit 5 collapsed at steps
+    # 939-942 (2, 34, 75, 99 of 100 chains overflowed, then NaN weights), at 0.2 all five digits trained 1,000 steps.
+    # eps-space chains diverged by step ~90-160 (at 0.4 on all five digits; at 0.2 on digits 1, 7, 9)
     'mnist_ad': JointHEBMConfig(dims=(8, 4), generator='conv', gen_width=8, sigma=1.0, scheme='variational', lr_e=2e-5,
-                                e_reg=0.1, prior_space='z', prior_init='amortized', prior_steps=60, prior_step_size=0.4, refine_steps=5,
+                                e_reg=0.1, prior_space='z', prior_init='amortized', prior_steps=60, prior_step_size=0.2, refine_steps=5,
                                 refine_step_size=0.1, score_w=1.0, lr_decay=0.99, lr_decay_every=1000),
     'tiny': JointHEBMConfig(dims=(4, 2), gen_width=32, cond_width=16, cond_hidden=1, e_width=16, prior_steps=5, post_steps=5,
                             enc_width=8, enc_feat=32),
