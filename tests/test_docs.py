@@ -53,6 +53,21 @@ def test_site_files(site):
         assert not loads, f"{f.name} loads from the network"
 
 
+_PW = {}
+def chromium():
+    "The one Chromium of this test session (Playwright's sync API cannot start a second driver while one is open)."
+    if 'browser' not in _PW:
+        from playwright.sync_api import sync_playwright
+        _PW['pw'] = sync_playwright().start()
+        _PW['browser'] = _PW['pw'].chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    return _PW['browser']
+
+@pytest.fixture(scope='module', autouse=True)
+def _close_chromium():
+    yield
+    if 'browser' in _PW: _PW.pop('browser').close(); _PW.pop('pw').stop()
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args): pass
 
@@ -71,8 +86,8 @@ def core_page(server, tmp_path_factory):
     if not Path(CHROMIUM).exists(): pytest.skip(f'{CHROMIUM} missing (Debian: apt-get install -y chromium)')
     sync_api = pytest.importorskip('playwright.sync_api')
     requests, failures = [], []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    browser = chromium()
+    if True:
         try:
             page = browser.new_page(viewport={'width': 1280, 'height': 900})
             page.on('request', lambda r: requests.append(r.url))
@@ -96,7 +111,7 @@ def core_page(server, tmp_path_factory):
                 n_errors=page.eval_on_selector_all('.MathJax_Error, [data-mjx-error], merror', 'els => els.length'),
                 title=page.title())
         finally:
-            browser.close()
+            page.close()
 
 
 def test_sidebar_order(core_page):
@@ -270,8 +285,8 @@ def samplers_page(server):
     sync_api = pytest.importorskip('playwright.sync_api')
     name = page_name('11_samplers.ipynb', _processed_frontmatter('11_samplers.ipynb'))
     requests, failures = [], []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    browser = chromium()
+    if True:
         try:
             page = browser.new_page(viewport={'width': 1280, 'height': 900})
             page.on('request', lambda r: requests.append(r.url))
@@ -297,7 +312,7 @@ def samplers_page(server):
                        n_players=page.locator('div.animation').count(), text=page.inner_text('main'),
                        n_errors=page.eval_on_selector_all('.MathJax_Error, [data-mjx-error], merror', 'els => els.length'))
         finally:
-            browser.close()
+            page.close()
 
 
 def test_player_advances(samplers_page):
@@ -338,8 +353,8 @@ def test_every_page_in_chromium(site, server):
     _, pages = _expected_sidebar()
     shots = os.environ.get('LEBM_DOCS_SCREENSHOTS')          # a folder: full-page screenshots of a few pages, for the record
     bad, figures = [], {}
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    browser = chromium()
+    if True:
         try:
             page = browser.new_page(viewport={'width': 1280, 'height': 900})
             requests = []
@@ -359,7 +374,7 @@ def test_every_page_in_chromium(site, server):
                 if shots and name in ('lebm.html', 'daebm.html', 'explorer.html', 'samplers.html'):
                     Path(shots).mkdir(parents=True, exist_ok=True); page.screenshot(path=str(Path(shots)/f'{name[:-5]}.png'), full_page=False)
         finally:
-            browser.close()
+            page.close()
     assert not bad, bad
     assert set(figures) == set(pages) | {'index.html'}
     print('figures per page (rendered images in <main>):', figures)

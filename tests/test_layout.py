@@ -11,7 +11,8 @@ LAYER = {'core': 0, 'data': 1, 'targets2d': 1, 'schedules': 1, 'metrics': 1, 'co
          'prior_effect': 5, 'summaries': 5, 'results': 5, 'sweep': 5, 'table': 5, 'cli': 6, 'docs': 6}
 
 # within a layer, only these (importer, imported) pairs
-SAME_LAYER_OK = {('cli', 'docs'), ('sweep', 'runs'), ('latent', 'trainer'), ('latent', 'hierarchy'), ('latent', 'generators'), ('hierarchy', 'generators'), ('metrics', 'targets2d'), ('levels', 'samplers'), ('explorer', 'explorer')}  # explorer.* build on each other
+SAME_LAYER_OK = {('cli', 'docs'), ('sweep', 'runs'), ('latent', 'trainer'), ('latent', 'hierarchy'), ('latent', 'generators'), ('hierarchy', 'generators'), ('metrics', 'targets2d'), ('levels', 'samplers'), ('explorer', 'explorer'),  # explorer.* build on each other
+                ('bench', 'anomaly')}  # the time-to-quality bench scores with the anomaly protocol
 # packages whose __init__.py is exported from a notebook (its imports are checked too)
 EXPORTED_INITS = {'bench', 'methods'}
 

@@ -9,7 +9,8 @@ import torch
 from ..core import LebmError, set_threads
 
 # %% auto #0
-__all__ = ['BENCHMARKS', 'BenchResult', 'register_bench', 'list_benches', 'run_bench', 'time_fn', 'matmul_gflops', 'bench_matmul']
+__all__ = ['BENCHMARKS', 'BenchResult', 'register_bench', 'list_benches', 'run_bench', 'time_interleaved', 'time_fn',
+           'matmul_gflops', 'bench_matmul']
 
 # %% ../../nbs/42_bench.ipynb #6d8e8579
 @dataclass
@@ -65,6 +66,20 @@ def run_bench(name:str, quick:bool=False)->BenchResult:
     return BENCHMARKS[name][0](quick=quick)
 
 # %% ../../nbs/42_bench.ipynb #9fc8dbf4
+def time_interleaved(fns:list,   # the candidates, each called with no arguments
+                     n_calls:int, # timed calls of each
+                     warmup:int=3, # untimed calls of each first
+                    )->list[list[float]]: # seconds of every timed call, per candidate
+    "Wall-clock seconds of `n_calls` calls of each function, called in rotating order so that neighbours share load."
+    for f in fns:
+        for _ in range(warmup): f()
+    ts = [[] for _ in fns]
+    for i in range(n_calls):
+        for j in range(len(fns)):
+            k = (i + j) % len(fns)
+            t0 = time.perf_counter(); fns[k](); ts[k].append(time.perf_counter() - t0)
+    return ts
+
 def time_fn(fn:Callable[[], object], # the work to time, called with no arguments
             min_time:float=1.0,      # keep timing until this many seconds have passed
             warmup:int=3,            # untimed calls first (allocations, caches)

@@ -7,8 +7,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import flop_registry
 from torch.utils._python_dispatch import TorchDispatchMode
-from . import register_bench, BenchResult, matmul_gflops, time_fn
-from .samplers import _interleaved
+from . import register_bench, BenchResult, matmul_gflops, time_fn, time_interleaved
 from ..generators import native_bf16
 from ..methods import get_method
 
@@ -98,7 +97,7 @@ def bench_lebm(quick:bool=False, preset:str|None=None, batch_size:int=100)->Benc
     for p in presets:
         v, x, cfg = lebm_variants(p, batch_size)
         flops = {k: count_flops(f) for k, f in v.items()}
-        ts = _interleaved(list(v.values()), n_calls=1 if quick else 4, warmup=1)
+        ts = time_interleaved(list(v.values()), n_calls=1 if quick else 4, warmup=1)
         med = {k: statistics.median(t) for k, t in zip(v, ts)}
         ref = med['reference loop, fp32']
         for k in v:

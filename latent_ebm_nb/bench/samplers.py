@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from ..core import set_threads
 from ..samplers import ula, mala, accept_by_level
 from ..levels import mala_within_gibbs
-from . import register_bench, BenchResult, matmul_gflops
+from . import register_bench, BenchResult, matmul_gflops, time_interleaved
 
 # %% auto #0
 __all__ = ['latent_mlp_energy', 'ring_energy', 'TimeMLPEnergy', 'naive_ula_lebm', 'naive_mala_daebm', 'naive_mgms_daebm',
@@ -106,14 +106,7 @@ def naive_mgms_daebm(energy:Callable, x:Tensor, t:Tensor, n_steps:int, step_tabl
 # %% ../../nbs/43_bench_samplers.ipynb #97a588e8
 def _interleaved(fns:list, n_calls:int, warmup:int=3)->list[list[float]]:
     "Wall-clock seconds of `n_calls` calls of each function, called in rotating order so that neighbours share load."
-    for f in fns:
-        for _ in range(warmup): f()
-    ts = [[] for _ in fns]
-    for i in range(n_calls):
-        for j in range(len(fns)):
-            k = (i + j) % len(fns)
-            t0 = time.perf_counter(); fns[k](); ts[k].append(time.perf_counter() - t0)
-    return ts
+    return time_interleaved(fns, n_calls, warmup)
 
 # %% ../../nbs/43_bench_samplers.ipynb #6deea4a0
 def _cases(n_steps:int):
