@@ -55,12 +55,29 @@ def test_site_files(site):
 
 _PW = {}
 def chromium():
-    "The one Chromium of this test session (Playwright's sync API cannot start a second driver while one is open)."
+    "The one Chromium of this test session (Playwright's sync API cannot start a second driver while one is open); skips without it."
+    if not Path(CHROMIUM).exists(): pytest.skip(f'{CHROMIUM} missing (Debian: apt-get install -y chromium)')
+    sync_api = pytest.importorskip('playwright.sync_api')
     if 'browser' not in _PW:
-        from playwright.sync_api import sync_playwright
-        _PW['pw'] = sync_playwright().start()
+        _PW['pw'] = sync_api.sync_playwright().start()
         _PW['browser'] = _PW['pw'].chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     return _PW['browser']
+
+def goto_typeset(page, url:str):
+    "Load `url` and wait until MathJax has typeset the page."
+    page.goto(url, wait_until='load')
+    page.wait_for_function('() => window.MathJax && window.MathJax.isReady', timeout=30_000)
+    page.evaluate('() => new Promise(done => MathJax.Hub.Queue(() => done(true)))')
+
+def open_page(url:str):
+    "A new Chromium page at `url`, typeset, with the lists of every request and every failed one it makes."
+    requests, failures = [], []
+    page = chromium().new_page(viewport={'width': 1280, 'height': 900})
+    page.on('request', lambda r: requests.append(r.url))
+    page.on('requestfailed', lambda r: urlparse(r.url).scheme != 'about' and failures.append(r.url))
+    page.on('response', lambda r: r.status >= 400 and failures.append(r.url))
+    goto_typeset(page, url)
+    return page, requests, failures
 
 @pytest.fixture(scope='module', autouse=True)
 def _close_chromium():
@@ -83,35 +100,24 @@ def server(site):
 @pytest.fixture(scope='module')
 def core_page(server, tmp_path_factory):
     "The core page after MathJax has finished, with every request and failed response it made."
-    if not Path(CHROMIUM).exists(): pytest.skip(f'{CHROMIUM} missing (Debian: apt-get install -y chromium)')
-    sync_api = pytest.importorskip('playwright.sync_api')
-    requests, failures = [], []
-    browser = chromium()
-    if True:
-        try:
-            page = browser.new_page(viewport={'width': 1280, 'height': 900})
-            page.on('request', lambda r: requests.append(r.url))
-            page.on('requestfailed', lambda r: urlparse(r.url).scheme != 'about' and failures.append(r.url))
-            page.on('response', lambda r: r.status >= 400 and failures.append(r.url))
-            page.goto(f'{server}/core.html', wait_until='load')
-            page.wait_for_function('() => window.MathJax && window.MathJax.isReady', timeout=30_000)
-            page.evaluate('() => new Promise(done => MathJax.Hub.Queue(() => done(true)))')
-            shot = os.environ.get('LEBM_DOCS_SCREENSHOT')
-            if shot: page.screenshot(path=shot)
-            yield dict(
-                page=page, requests=requests, failures=failures,
-                sidebar=page.eval_on_selector_all('#sidebar a.page', 'els => els.map(e => e.getAttribute("href"))'),
-                sections=page.eval_on_selector_all('#sidebar .section', 'els => els.map(e => e.textContent.trim())'),
-                text=page.inner_text('main'),
-                prose=page.evaluate('''() => { const m = document.querySelector('main').cloneNode(true);
-                    m.querySelectorAll('pre, code, script, .highlight').forEach(e => e.remove());
-                    return m.textContent; }'''),
-                n_math=page.eval_on_selector_all('span.MathJax, div.MathJax_Display', 'els => els.length'),
-                n_tex=page.eval_on_selector_all('script[type^="math/tex"]', 'els => els.length'),
-                n_errors=page.eval_on_selector_all('.MathJax_Error, [data-mjx-error], merror', 'els => els.length'),
-                title=page.title())
-        finally:
-            page.close()
+    page, requests, failures = open_page(f'{server}/core.html')
+    try:
+        shot = os.environ.get('LEBM_DOCS_SCREENSHOT')
+        if shot: page.screenshot(path=shot)
+        yield dict(
+            page=page, requests=requests, failures=failures,
+            sidebar=page.eval_on_selector_all('#sidebar a.page', 'els => els.map(e => e.getAttribute("href"))'),
+            sections=page.eval_on_selector_all('#sidebar .section', 'els => els.map(e => e.textContent.trim())'),
+            text=page.inner_text('main'),
+            prose=page.evaluate('''() => { const m = document.querySelector('main').cloneNode(true);
+                m.querySelectorAll('pre, code, script, .highlight').forEach(e => e.remove());
+                return m.textContent; }'''),
+            n_math=page.eval_on_selector_all('span.MathJax, div.MathJax_Display', 'els => els.length'),
+            n_tex=page.eval_on_selector_all('script[type^="math/tex"]', 'els => els.length'),
+            n_errors=page.eval_on_selector_all('.MathJax_Error, [data-mjx-error], merror', 'els => els.length'),
+            title=page.title())
+    finally:
+        page.close()
 
 
 def test_sidebar_order(core_page):
@@ -281,38 +287,27 @@ def test_method_pages_have_figures(site):
 @pytest.fixture(scope='module')
 def samplers_page(server):
     "The samplers page in Chromium: its chain player before and after the slider moves and a step button is pressed."
-    if not Path(CHROMIUM).exists(): pytest.skip(f'{CHROMIUM} missing (Debian: apt-get install -y chromium)')
-    sync_api = pytest.importorskip('playwright.sync_api')
     name = page_name('11_samplers.ipynb', _processed_frontmatter('11_samplers.ipynb'))
-    requests, failures = [], []
-    browser = chromium()
-    if True:
-        try:
-            page = browser.new_page(viewport={'width': 1280, 'height': 900})
-            page.on('request', lambda r: requests.append(r.url))
-            page.on('requestfailed', lambda r: urlparse(r.url).scheme != 'about' and failures.append(r.url))
-            page.on('response', lambda r: r.status >= 400 and failures.append(r.url))
-            page.goto(f'{server}/{name}', wait_until='load')
-            page.wait_for_function('() => window.MathJax && window.MathJax.isReady', timeout=30_000)
-            page.evaluate('() => new Promise(done => MathJax.Hub.Queue(() => done(true)))')
-            player = page.locator('div.animation').first
-            player.wait_for(timeout=10_000)
-            img, slider = player.locator('img').first, player.locator('input[type="range"]').first
-            page.wait_for_function('(e) => e.src.startsWith("data:image/")', arg=img.element_handle(), timeout=10_000)
-            srcs = [img.get_attribute('src')]
-            n_frames = int(slider.get_attribute('max')) + 1
-            slider.evaluate('(e, v) => { e.value = v; e.dispatchEvent(new Event("input")); }', n_frames // 2)
-            srcs.append(img.get_attribute('src'))
-            player.locator('button[title="Next frame"]').click()
-            srcs.append(img.get_attribute('src'))
-            value = int(slider.input_value())
-            shot = os.environ.get('LEBM_DOCS_PLAYER_SCREENSHOT')
-            if shot: player.screenshot(path=shot)
-            yield dict(srcs=srcs, n_frames=n_frames, value=value, requests=requests, failures=failures,
-                       n_players=page.locator('div.animation').count(), text=page.inner_text('main'),
-                       n_errors=page.eval_on_selector_all('.MathJax_Error, [data-mjx-error], merror', 'els => els.length'))
-        finally:
-            page.close()
+    page, requests, failures = open_page(f'{server}/{name}')
+    try:
+        player = page.locator('div.animation').first
+        player.wait_for(timeout=10_000)
+        img, slider = player.locator('img').first, player.locator('input[type="range"]').first
+        page.wait_for_function('(e) => e.src.startsWith("data:image/")', arg=img.element_handle(), timeout=10_000)
+        srcs = [img.get_attribute('src')]
+        n_frames = int(slider.get_attribute('max')) + 1
+        slider.evaluate('(e, v) => { e.value = v; e.dispatchEvent(new Event("input")); }', n_frames // 2)
+        srcs.append(img.get_attribute('src'))
+        player.locator('button[title="Next frame"]').click()
+        srcs.append(img.get_attribute('src'))
+        value = int(slider.input_value())
+        shot = os.environ.get('LEBM_DOCS_PLAYER_SCREENSHOT')
+        if shot: player.screenshot(path=shot)
+        yield dict(srcs=srcs, n_frames=n_frames, value=value, requests=requests, failures=failures,
+                   n_players=page.locator('div.animation').count(), text=page.inner_text('main'),
+                   n_errors=page.eval_on_selector_all('.MathJax_Error, [data-mjx-error], merror', 'els => els.length'))
+    finally:
+        page.close()
 
 
 def test_player_advances(samplers_page):
@@ -348,33 +343,25 @@ def test_players_on_pages(site):
 
 def test_every_page_in_chromium(site, server):
     "Every page of the site in Chromium: MathJax typesets without an error and no request leaves 127.0.0.1."
-    if not Path(CHROMIUM).exists(): pytest.skip(f'{CHROMIUM} missing (Debian: apt-get install -y chromium)')
-    sync_api = pytest.importorskip('playwright.sync_api')
     _, pages = _expected_sidebar()
     shots = os.environ.get('LEBM_DOCS_SCREENSHOTS')          # a folder: full-page screenshots of a few pages, for the record
     bad, figures = [], {}
-    browser = chromium()
-    if True:
-        try:
-            page = browser.new_page(viewport={'width': 1280, 'height': 900})
-            requests = []
-            page.on('request', lambda r: requests.append(r.url))
-            for name in dict.fromkeys(['index.html'] + pages):
-                requests.clear()
-                page.goto(f'{server}/{name}', wait_until='load')
-                page.wait_for_function('() => window.MathJax && window.MathJax.isReady', timeout=30_000)
-                page.evaluate('() => new Promise(done => MathJax.Hub.Queue(() => done(true)))')
-                text = page.evaluate('''() => { const m = document.querySelector('main').cloneNode(true);
-                    m.querySelectorAll('pre, code').forEach(e => e.remove()); return m.textContent; }''')   # prose may name the error in code
-                n_err = page.eval_on_selector_all('.MathJax_Error, [data-mjx-error], merror', 'els => els.length')
-                hosts = {urlparse(u).hostname for u in requests if urlparse(u).scheme in ('http', 'https', 'ws', 'wss')}
-                if 'Math Processing Error' in text or n_err: bad.append(f'{name}: MathJax error')
-                if hosts - {'127.0.0.1'}: bad.append(f'{name}: requests to {sorted(hosts - {"127.0.0.1"})}')
-                figures[name] = page.eval_on_selector_all('main img', 'els => els.filter(e => e.naturalWidth > 0).length')
-                if shots and name in ('lebm.html', 'daebm.html', 'explorer.html', 'samplers.html'):
-                    Path(shots).mkdir(parents=True, exist_ok=True); page.screenshot(path=str(Path(shots)/f'{name[:-5]}.png'), full_page=False)
-        finally:
-            page.close()
+    page, requests, _ = open_page(f'{server}/index.html')
+    try:
+        for name in dict.fromkeys(['index.html'] + pages):
+            requests.clear()
+            goto_typeset(page, f'{server}/{name}')
+            text = page.evaluate('''() => { const m = document.querySelector('main').cloneNode(true);
+                m.querySelectorAll('pre, code').forEach(e => e.remove()); return m.textContent; }''')   # prose may name the error in code
+            n_err = page.eval_on_selector_all('.MathJax_Error, [data-mjx-error], merror', 'els => els.length')
+            hosts = {urlparse(u).hostname for u in requests if urlparse(u).scheme in ('http', 'https', 'ws', 'wss')}
+            if 'Math Processing Error' in text or n_err: bad.append(f'{name}: MathJax error')
+            if hosts - {'127.0.0.1'}: bad.append(f'{name}: requests to {sorted(hosts - {"127.0.0.1"})}')
+            figures[name] = page.eval_on_selector_all('main img', 'els => els.filter(e => e.naturalWidth > 0).length')
+            if shots and name in ('lebm.html', 'daebm.html', 'explorer.html', 'samplers.html'):
+                Path(shots).mkdir(parents=True, exist_ok=True); page.screenshot(path=str(Path(shots)/f'{name[:-5]}.png'), full_page=False)
+    finally:
+        page.close()
     assert not bad, bad
     assert set(figures) == set(pages) | {'index.html'}
     print('figures per page (rendered images in <main>):', figures)
