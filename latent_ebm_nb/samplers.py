@@ -11,7 +11,7 @@ from .core import energy_grad, per_sample, LebmError
 
 # %% auto #0
 __all__ = ['Trajectory', 'mala_log_ratio', 'level_step_size', 'LangevinStats', 'langevin', 'ula', 'mala', 'accept_by_level',
-           'AcceptanceMeter', 'adapt_step_band', 'adapt_step_target']
+           'AcceptanceMeter', 'adapt_step_band', 'adapt_step_target', 'adapt_step_log']
 
 # %% ../nbs/11_samplers.ipynb #75d45867
 @dataclass
@@ -205,3 +205,15 @@ def adapt_step_target(step_size:Tensor, rate:Tensor,
     "Multiplicative target rule: s*factor above target(1+band), s/factor below target(1-band)."
     return torch.where(rate > target*(1+band), step_size*factor,
                        torch.where(rate < target*(1-band), step_size/factor, step_size))
+
+# %% ../nbs/11_samplers.ipynb #a7c0d1e2
+def adapt_step_log(step_size:Tensor,       # current step sizes (any shape)
+                   rate:Tensor,            # measured acceptance, same shape; NaN = no information (unchanged)
+                   target:float=0.65,      # acceptance aimed at
+                   gain:float=0.2,         # change of log s per unit of acceptance error
+                   lo:Tensor|float=0.,     # lower bound on s (a number or broadcastable tensor)
+                   hi:Tensor|float=float('inf'), # upper bound on s
+                  )->Tensor:               # new step sizes
+    "Bounded Robbins-Monro rule on log s: s * exp(gain * (rate - target)), clamped to [lo, hi]."
+    s = step_size*torch.exp(gain*torch.nan_to_num(rate - target, nan=0.))
+    return torch.minimum(torch.maximum(s, torch.as_tensor(lo, dtype=s.dtype)), torch.as_tensor(hi, dtype=s.dtype))

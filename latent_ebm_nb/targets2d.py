@@ -15,7 +15,8 @@ from .core import LebmError
 __all__ = ['LOG2PI', 'TARGETS', 'Grid2D', 'log1mexp', 'log_ndtr_diff', 'box_normal', 'log_box_normal', 'Modes', 'Target2D',
            'GaussianMixture2D', 'eight_gaussians', 'twentyfive_gaussians', 'gmm_circle', 'gmm', 'RingMixture', 'rings',
            'circles', 'BoxMixture', 'checkerboard', 'NoisyCurves', 'moons', 'swissroll', 'two_spirals',
-           'TruncNormalRings', 'daebm_rings', 'blur_brute', 'Pinwheel', 'pinwheel', 'get_target', 'grid_moments']
+           'TruncNormalRings', 'daebm_rings', 'blur_brute', 'Pinwheel', 'pinwheel', 'random_gmm', 'arc', 'get_target',
+           'grid_moments']
 
 # %% ../nbs/02_targets2d.ipynb #ef869bb3
 @dataclass(frozen=True)
@@ -509,6 +510,31 @@ def diffused(self:Pinwheel, a:float, s:float)->Pinwheel:
 def pinwheel(weights=None)->Pinwheel:
     "FFJORD `pinwheel`: 5 arms, radial std 0.3, tangential std 0.1, rate 0.25, times 2."
     return Pinwheel(weights=weights)
+
+# %% ../nbs/02_targets2d.ipynb #c2d3e4f5
+def random_gmm(seed:int=0,           # the draw (a fixed seed: the same target everywhere)
+               k_range:tuple=(3, 10),  # number of modes, inclusive
+               w_min:float=0.03,     # the weight floor
+               s_min:float=0.08,     # smallest per-mode std; the largest is 5x
+               half_width:float=3.5, # centres uniform in [-half_width, half_width]^2
+              )->GaussianMixture2D:
+    "A random isotropic Gaussian mixture: random K, floored Dirichlet weights, stds over a 5x range, separated centres."
+    g = torch.Generator().manual_seed(1000 + seed)
+    K = int(torch.randint(k_range[0], k_range[1] + 1, (1,), generator=g))
+    if K*w_min >= 1: raise LebmError(f"w_min = {w_min} leaves no mass for {K} modes: need K * w_min < 1")
+    w = w_min + (1 - K*w_min)*torch._sample_dirichlet(torch.ones(K, dtype=torch.float64), generator=g)
+    s = s_min*5**torch.rand(K, generator=g, dtype=torch.float64)
+    mu = []
+    for _ in range(100_000):
+        c = (torch.rand(2, generator=g, dtype=torch.float64)*2 - 1)*half_width
+        if all(float((c - m).norm()) > 3*(s[len(mu)] + s[j]) + 0.3 for j, m in enumerate(mu)): mu.append(c)
+        if len(mu) == K: break
+    else: raise LebmError(f"could not place {K} separated modes in [-{half_width}, {half_width}]^2: widen half_width")
+    return GaussianMixture2D(torch.stack(mu), s, w, f'random_gmm{seed}')
+
+def arc(std:float=0.3)->NoisyCurves:
+    "One curved mode: the outer half-moon of `moons`, blurred by `std`."
+    return NoisyCurves([_moon_outer], std, name='arc')
 
 # %% ../nbs/02_targets2d.ipynb #24de1acf
 TARGETS = {'8gaussians': eight_gaussians, '25gaussians': twentyfive_gaussians, 'gmm': gmm, 'gmm_circle': gmm_circle,

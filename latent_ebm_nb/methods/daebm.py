@@ -10,13 +10,13 @@ from torch import nn, Tensor
 from fastcore.basics import patch
 from ..core import LebmError
 from ..schedules import Schedule, BETA_SCHEDULES
-from ..samplers import AcceptanceMeter, adapt_step_band, langevin
+from ..samplers import AcceptanceMeter, adapt_step_band, adapt_step_log, langevin
 from ..levels import PersistentBuffer, mala_within_gibbs, level_energies
-from ..trainer import Method, LRSchedule
+from ..trainer import Method, LRSchedule, Callback
 from ..nets import TimeGatedMLP, ResNetTemb, ACTIVATIONS
 
 # %% auto #0
-__all__ = ['DAEBM_PRESETS', 'DAEBMConfig', 'DAEBM', 'DAEBMSamples']
+__all__ = ['DAEBM_PRESETS', 'DAEBMConfig', 'DAEBM', 'Standardise', 'DAEBMSamples']
 
 # %% ../../nbs/34_daebm.ipynb #f7f251c1
 @dataclass(frozen=True)
@@ -42,7 +42,13 @@ class DAEBMConfig:
     level_move:str = 'gibbs'        # 'gibbs' (paper) or 'neighbour'
     mh_start:int = 500              # iterations of ULA before MH is switched on
     adapt_every:int = 500           # step-size adaptation period (only once MH is on)
-    max_step:float|None = None      # cap on the adapted step sizes (None: none, as the paper)
+    adapt:str = 'band'              # step-size rule: 'band' (DA-EBM's) or 'log' (`samplers.adapt_step_log`, bounded)
+    target_accept:float = 0.65      # 'log' rule: the acceptance aimed at
+    adapt_gain:float = 0.2          # 'log' rule: change of log s per unit of acceptance error
+    min_step:float = 1e-4           # 'log' rule: lower bound on the steps (model units)
+    max_step:float|None = None      # cap on the adapted step sizes (None: none, as the paper; model units)
+    standardise:bool = False        # train on (x - mean)/std of the data (one scalar std), recorded in the model
+    energy_reg:float = 0.           # alpha of alpha * mean(U^2) over positives and negatives (0: none, as the paper)
     legacy_mh:bool = False          # DA-EBM's published (biased) MH ratio, for reproduction only
     lr:float = 5e-4
     beta1:float = 0.                # Adam beta1 (beta2 = 0.999)
@@ -51,19 +57,21 @@ class DAEBMConfig:
     batch_size:int = 100            # the paper's batch (the Trainer's batch decides; kept for run notebooks)
     steps:int = 100_000             # the paper's length of training (for run notebooks)
     CHOICES = dict(schedule=tuple(BETA_SCHEDULES), net=('mlp', 'resnet'), act=ACTIVATIONS,
-                   level_move=('gibbs', 'neighbour'))   # fixed choices (a class attribute, not a field), checked by `make_config`
+                   level_move=('gibbs', 'neighbour'), adapt=('band', 'log'))   # fixed choices (a class attribute, not a field), checked by `make_config`
 
 DAEBM_PRESETS = {
     # the published toy run (script_toy.sh): 200 epochs of 500 iterations, lr drops at epochs 140/160/180
     'toy_paper': DAEBMConfig(),
-    # two CPU cores: 4,000 iterations in under two minutes
-    'toy_cpu': DAEBMConfig(n_steps=10, b_factor=0.3, buffer_size=2_000, mh_start=20, adapt_every=10, lr=1e-3,
-                           lr_warmup=20, lr_milestones=(2_800, 3_400), steps=4_000),
+    # two CPU cores, the earlier CPU preset: 4,000 iterations in under two minutes; the band rule every 10 iterations
+    'toy_cpu_band': DAEBMConfig(n_steps=10, b_factor=0.3, buffer_size=2_000, mh_start=20, adapt_every=10, lr=1e-3,
+                                lr_warmup=20, lr_milestones=(2_800, 3_400), steps=4_000),
     # a few milliseconds per iteration: tests
     'tiny': DAEBMConfig(width=32, emb=16, n_steps=3, buffer_size=700, mh_start=2, adapt_every=2, lr=1e-3,
                         lr_warmup=1, lr_milestones=(), steps=20),
 }
-_toy_cpu = DAEBM_PRESETS['toy_cpu']
+_toy_cpu = DAEBM_PRESETS['toy_cpu_band']
+# the CPU default: the same, in standardised coordinates, with the bounded log-step rule every iteration
+DAEBM_PRESETS['toy_cpu'] = replace(_toy_cpu, standardise=True, adapt='log', adapt_every=1, max_step=1.)
 DAEBM_PRESETS |= {
     # four rings on two CPU cores (12k iterations, about 12 minutes): wider net, K = 20, slower capped step adaptation
     'rings_cpu': replace(_toy_cpu, width=256, n_steps=20, b_factor=0.2, lr=5e-4, adapt_every=50, max_step=0.3,
@@ -72,8 +80,9 @@ DAEBM_PRESETS |= {
     # the published persistent EBM: ULA with noise std 0.005, K = 40, 10k-slot buffer, no reinitialisation
     'ebm_persistent_paper': replace(DAEBM_PRESETS['toy_paper'], T=0, act='relu', s0=0.005, mh_start=10**9),
     # CPU-sized, with DA-EBM's own sampler at its one level (MH from iteration 20, adapted step): persistent / hybrid
-    'ebm_persistent': replace(_toy_cpu, T=0, act='relu', s0=0.05),
-    'ebm_hybrid': replace(_toy_cpu, T=0, act='relu', s0=0.05, reinit_prob=0.05),
+    'ebm_persistent': replace(DAEBM_PRESETS['toy_cpu'], T=0, act='relu', s0=0.05),
+    'ebm_persistent_band': replace(_toy_cpu, T=0, act='relu', s0=0.05),
+    'ebm_hybrid': replace(DAEBM_PRESETS['toy_cpu'], T=0, act='relu', s0=0.05, reinit_prob=0.05),
     # noise-initialised short-run EBM: every chain starts from N(0, I), K ULA steps (the paper used K = 40,000)
     'ebm_shortrun': replace(_toy_cpu, T=0, act='relu', s0=0.1, reinit_prob=1., n_steps=100, mh_start=10**9),
     # images (MNIST / Fashion-MNIST in [-1, 1]): the paper's run (120k iterations at batch 200 on a GPU) ...
@@ -106,6 +115,7 @@ class DAEBM(Method):
         else: steps = self.sched.daebm_step_sizes(cfg.b_factor, cfg.init_s2).float()
         self.register_buffer('step_table', steps)
         self.register_buffer('it', torch.zeros((), dtype=torch.long))
+        self.register_buffer('x_shift', torch.zeros(cfg.shape)); self.register_buffer('x_scale', torch.ones(()))
         self.register_buffer('jumps', torch.zeros(L, L, dtype=torch.long))   # level moves t -> t' of the negatives
         buf = PersistentBuffer.create(cfg.buffer_size, self.noise, L, 'uniform')
         self.register_buffer('buf_x', buf.x); self.register_buffer('buf_t', buf.level)
@@ -114,13 +124,41 @@ class DAEBM(Method):
 
     def optimizers(self): return {'opt': self.opt}
     def ddp_modules(self): return ['E']
-    def callbacks(self): return [LRSchedule(self.cfg.lr_warmup, self.cfg.lr_milestones)]
+    def callbacks(self): return [LRSchedule(self.cfg.lr_warmup, self.cfg.lr_milestones), Standardise()]
     @property
     def T(self)->int: return self.cfg.T
     def noise(self, n:int)->Tensor:
-        "`n` chain starts $x \\sim \\mathcal N(0, I)$ of the data's shape."
+        "`n` chain starts $x \\sim \\mathcal N(0, I)$ of the data's shape (model coordinates)."
         dev = self.step_table.device if hasattr(self, 'step_table') else 'cpu'
         return torch.randn(n, *self.cfg.shape, device=dev)
+
+# %% ../../nbs/34_daebm.ipynb #b1a2c3d4
+@patch
+def set_standardisation(self:DAEBM, data:Tensor):
+    "Record the data's mean (per element) and one scalar std: the model works on $(x - \\mu)/\\sigma$."
+    d = data.detach().to(self.x_shift.device, torch.float32)
+    self.x_shift = d.mean(0); self.x_scale = (d - self.x_shift).pow(2).mean().sqrt().clamp_min(1e-8)
+
+@patch
+def to_model(self:DAEBM, x:Tensor)->Tensor:
+    "Data coordinates to the model's: $(x - \\mu)/\\sigma$ (the identity without `standardise`)."
+    return (x - self.x_shift)/self.x_scale
+
+@patch
+def to_data(self:DAEBM, z:Tensor)->Tensor:
+    "The model's coordinates back to the data's: $\\sigma z + \\mu$."
+    return z*self.x_scale + self.x_shift
+
+@patch
+def energy(self:DAEBM, x:Tensor, t)->Tensor:
+    "$U(x, t)$ in data coordinates, `(B,)`: the model's energy of the standardised point plus $D\\log\\sigma$ (the Jacobian)."
+    return self.E(self.to_model(x), t) + self.x_scale.log()*math.prod(self.cfg.shape)
+
+class Standardise(Callback):
+    "Before a fresh run, record the training data's standardisation in the method (when its config asks for it)."
+    order = 5
+    def before_fit(self, tr):
+        if tr.step == 0 and tr.method.cfg.standardise: tr.method.set_standardisation(tr.sampler.data)
 
 # %% ../../nbs/34_daebm.ipynb #aa74be56
 @patch(as_prop=True)
@@ -155,10 +193,15 @@ def negatives(self:DAEBM, n:int)->tuple[Tensor, Tensor]:
 # %% ../../nbs/34_daebm.ipynb #6cfbbef5
 @patch
 def adapt(self:DAEBM):
-    "DA-EBM's band rule on the per-level step sizes from the acceptance since the last call (levels not visited: unchanged)."
+    "Adapt the per-level step sizes from the acceptance since the last call (levels not visited: unchanged)."
+    c = self.cfg
     if self.meter.accepted is None: return
-    s = adapt_step_band(self.step_table, self.meter.rate)
-    self.step_table = s if self.cfg.max_step is None else s.clamp(max=self.cfg.max_step)
+    if c.adapt == 'log':
+        self.step_table = adapt_step_log(self.step_table, self.meter.rate, c.target_accept, c.adapt_gain, c.min_step,
+                                         float('inf') if c.max_step is None else c.max_step)
+    else:
+        s = adapt_step_band(self.step_table, self.meter.rate)
+        self.step_table = s if c.max_step is None else s.clamp(max=c.max_step)
     self.meter.reset()
 
 # %% ../../nbs/34_daebm.ipynb #73fcfca3
@@ -166,12 +209,12 @@ def adapt(self:DAEBM):
 def train_step(self:DAEBM, x0:Tensor)->dict[str, Tensor]:
     "One PCD iteration: positives, negatives, the contrastive loss and an Adam step; then the adaptation clock."
     c, B, it = self.cfg, x0.shape[0], int(self.it)
-    xp, tp = self.positives(x0)
+    xp, tp = self.positives(self.to_model(x0))
     xn, tn = self.negatives(B)
     e = self.dp('E')(torch.cat([xp, xn]), torch.cat([tp, tn]))   # one forward: DDP needs one per backward
     en_pos, en_neg = e[:B].mean(), e[B:].mean()
     loss = en_pos - en_neg
-    self.update(self.opt, loss)
+    self.update(self.opt, loss + c.energy_reg*e.pow(2).mean() if c.energy_reg else loss)
     self.it += 1
     if it >= c.mh_start and (it + 1 - c.mh_start) % c.adapt_every == 0: self.adapt()
     occ = torch.bincount(self.buf_t, minlength=self.T + 1).float() / len(self.buf_t)
@@ -192,7 +235,7 @@ def sample(self:DAEBM, n:int,           # chains
            max_transitions:int=1000,    # MGMS transitions at most
            n_steps:int|None=None,       # K per transition (default: the training K)
           )->DAEBMSamples:
-    "Post-training generation: chains from noise at level T, each recorded at its `visits`-th visit to t = 0."
+    "Post-training generation: chains from noise at level T, each recorded at its `visits`-th visit to t = 0 (data coordinates)."
     K, dev = n_steps or self.cfg.n_steps, self.step_table.device
     x, t = self.noise(n), torch.full((n,), self.T, dtype=torch.long, device=dev)
     out, trav = torch.full_like(x, math.nan), torch.full((n,), -1, dtype=torch.long, device=dev)
@@ -206,19 +249,19 @@ def sample(self:DAEBM, n:int,           # chains
         out[active[done]], trav[active[done]] = xa[done], (k + 1)*K
         active = active[~done]
         if len(active) == 0: break
-    return DAEBMSamples(out, trav, x, t)
+    return DAEBMSamples(self.to_data(out), trav, self.to_data(x), t)
 
 # %% ../../nbs/34_daebm.ipynb #7d2a716b
 @patch
 def energy0(self:DAEBM, x:Tensor)->Tensor:
-    "The level-0 (data) energy U(x, 0), `(B,)`."
-    return self.E(x, 0)
+    "The level-0 (data) energy U(x, 0), `(B,)`, in data coordinates."
+    return self.energy(x, 0)
 
 # %% ../../nbs/34_daebm.ipynb #90753992
 @patch
 def free_energy(self:DAEBM, x:Tensor)->Tensor:
     "$F(x) = -\\log\\sum_t e^{-U(x, t)}$, `(B,)` (all levels in one call)."
-    return -torch.logsumexp(-level_energies(self.E, x, self.T + 1), 1)
+    return -torch.logsumexp(-level_energies(self.E, self.to_model(x), self.T + 1), 1) + self.x_scale.log()*math.prod(self.cfg.shape)
 
 @patch
 def jump_matrix(self:DAEBM)->Tensor:
@@ -233,9 +276,9 @@ def long_run(self:DAEBM, x:Tensor,       # `(n, ...)` starting points (data)
              chunk:int=1000,              # steps per call (bounds the autograd/graph-free loop's bookkeeping)
             )->tuple[Tensor, float]:      # final states, mean acceptance
     "Long-run MALA chains on $U(\\cdot, 0)$ with the trained level-0 step size."
-    acc, done = 0., 0
+    acc, done, z = 0., 0, self.to_model(x)
     while done < n_steps:
         k = min(chunk, n_steps - done)
-        x, st = langevin(self.energy0, x, k, self.step_table[0], mala=mala)
+        z, st = langevin(lambda v: self.E(v, 0), z, k, self.step_table[0], mala=mala)
         acc, done = acc + st.accepted.float().mean().item(), done + k
-    return x, acc / n_steps
+    return self.to_data(z), acc / n_steps
