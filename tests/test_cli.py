@@ -88,3 +88,14 @@ def test_table_from_run_dirs(lebm, root, tmp_path):
     assert (tmp_path/'table-auprc_mean.png').stat().st_size > 1000
     r = run(lebm + ['table', str(tmp_path), '--metric', 'auprc_men'], root)
     assert r.returncode == 2 and 'did you mean auprc_mean' in r.stderr
+
+def test_bench_daebm_robust_quick(lebm, root):
+    "The robustness benchmark end to end (tiny preset, two targets, spawned workers): one row per run with every column."
+    r = run(lebm + ['bench', 'daebm_robust', '--quick', '--json'], root)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout)
+    assert [(row['preset'], row['target']) for row in res['rows']] == [('tiny', 'arc'), ('tiny', 'random_gmm0')]
+    for row in res['rows']:
+        assert row['diverged_at'] is None and row['n_modes'] == (1 if row['target'] == 'arc' else 6)
+        assert 0 <= row['mw_density'] <= 1 and 0 <= row['mw_samples'] <= 1 and row['kl'] >= 0
+    assert res['summary']['tiny: diverged runs'] == '0 of 2'
