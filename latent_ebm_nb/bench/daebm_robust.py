@@ -56,6 +56,7 @@ def robust_run(preset:str, target:str, seed:int, steps:int|None=None, n_data:int
     "Train DA-EBM config `preset` on `ROBUST_TARGETS[target]` with `seed` and measure it (one row of the table)."
     spec, tg = get_method('daebm'), ROBUST_TARGETS[target]()
     data = tg.sample(n_data, generator=torch.Generator().manual_seed(seed)).float()
+    torch.manual_seed(seed)                          # the network's initialisation: one per seed, whatever ran before
     m = spec.build(spec.config(preset, options))
     peak = [0.]
     class _Peak(Callback):
@@ -129,6 +130,7 @@ def mode_weight_1d(preset:str='toy_cpu', seed:int=0, steps:int|None=None, n_data
     g = torch.Generator().manual_seed(seed)
     left = torch.rand(n_data, generator=g) < w
     data = (torch.where(left, -2., 2.) + sd*torch.randn(n_data, generator=g))[:, None]
+    torch.manual_seed(seed)                          # the network's initialisation
     spec = get_method('daebm'); m = spec.build(spec.config(preset, shape=(1,)))
     row, t0 = dict(preset=preset, seed=seed, truth=-math.log(w/(1 - w))), time.perf_counter()
     row['diverged_at'] = train_or_diverge(m, data, steps or m.cfg.steps, 100, seed)
