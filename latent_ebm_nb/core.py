@@ -2,7 +2,7 @@
 
 # %% ../nbs/00_core.ipynb #66725631
 from __future__ import annotations
-import os, json, math, random, tempfile, configparser
+import os, json, math, random, inspect, tempfile, configparser
 from pathlib import Path
 from typing import Callable, Any
 import numpy as np
@@ -10,9 +10,9 @@ import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['LebmError', 'energy_grad', 'per_sample', 'langevin_step', 'step_from_variance', 'step_from_drift', 'get_device',
-           'seed_everything', 'rng_state', 'set_rng_state', 'set_threads', 'atomic_save', 'atomic_write_json',
-           'project_root']
+__all__ = ['LebmError', 'energy_grad', 'fast_value_and_grad', 'per_sample', 'langevin_step', 'step_from_variance',
+           'step_from_drift', 'get_device', 'seed_everything', 'rng_state', 'set_rng_state', 'set_threads',
+           'atomic_save', 'atomic_write_json', 'project_root']
 
 # %% ../nbs/00_core.ipynb #fe3d1b6f
 class LebmError(Exception):
@@ -31,6 +31,15 @@ def energy_grad(energy_fn:Callable[[Tensor], Tensor], # maps `(B, ...)` to energ
             raise LebmError(f"energy_fn must return one energy per sample, shape {tuple(x.shape[:1])}; got {tuple(e.shape)}")
         g, = torch.autograd.grad(e.sum(), x, create_graph=create_graph)
     return (e if create_graph else e.detach()), g
+
+# %% ../nbs/00_core.ipynb #e5c07522
+def fast_value_and_grad(energy_fn:Callable, # an energy: a module, a bound method or any callable
+                       )->Callable|None:    # `f(x, *args) -> (U, grad_x U)` for the current weights, or None
+    "The energy's own autograd-free `(U, grad U)` where it offers one (prepared now: prepare again after a weight update)."
+    prep = getattr(energy_fn, 'value_and_grad_fn', None)
+    if prep is None and inspect.ismethod(energy_fn):
+        prep = getattr(energy_fn.__self__, energy_fn.__name__ + '_value_and_grad_fn', None)
+    return prep() if callable(prep) else None
 
 # %% ../nbs/00_core.ipynb #5374d530
 def per_sample(v:Tensor|float, # scalar or `(B,)` values, one per sample

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastcore.basics import patch
 import math
 import torch
+from typing import Callable
 from torch import nn, Tensor
 import torch.nn.functional as F
 from .core import LebmError
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'timestep_embedding', 'kaiming_init', 'TimeGatedMLP', 'ResNetTemb']
+__all__ = ['ACTIVATIONS', 'timestep_embedding', 'kaiming_init', 'TimeGatedMLP', 'act_and_grad', 'ResNetTemb']
 
 # %% ../nbs/13_nets.ipynb #23af659f
 def timestep_embedding(t:Tensor,  # `(B,)` integer levels
@@ -42,7 +43,7 @@ class TimeGatedMLP(nn.Module):
                  act:str='softplus'):       # 'softplus' (paper), 'silu' or 'relu'
         super().__init__()
         if act not in _ACTS: raise LebmError(f"unknown activation {act!r}; valid: {', '.join(_ACTS)}")
-        self.n_levels, self.act = n_levels, _ACTS[act]()
+        self.n_levels, self.act, self.act_name = n_levels, _ACTS[act](), act
         self.register_buffer('sincos', timestep_embedding(torch.arange(n_levels), emb), persistent=False)
         self.temb = nn.Sequential(nn.Linear(emb, emb), _ACTS[act](), nn.Linear(emb, emb))
         self.W = nn.ModuleList([nn.Linear(d, width), nn.Linear(width, width), nn.Linear(width, width)])
@@ -76,6 +77,38 @@ def forward(self:TimeGatedMLP, x:Tensor,  # `(B, d)` points
 def all_levels(self:TimeGatedMLP, x:Tensor)->Tensor:
     "`(B, T+1)` energies U(x, t) of every level in one batched pass."
     return self._trunk(self.W[0](x)[:, None], [g[None] for g in self.gates()])
+
+# %% ../nbs/13_nets.ipynb #511c7cc6
+_SQRT1_2, _INV_SQRT_2PI = 1/math.sqrt(2), 1/math.sqrt(2*math.pi)
+
+def act_and_grad(name:str,  # 'softplus', 'silu', 'relu', 'lrelu' (slope 0.2) or 'gelu' (exact, erf)
+                 u:Tensor,  # pre-activations
+                )->tuple[Tensor, Tensor]:  # phi(u) and phi'(u)
+    "An activation and its derivative at `u`, for hand-derived input gradients."
+    if name == 'softplus': return F.softplus(u), torch.sigmoid(u)
+    if name == 'silu': s = torch.sigmoid(u); return u*s, s*(1 + u*(1 - s))
+    if name in ('relu', 'lrelu'):
+        d = (u > 0).to(u.dtype)
+        if name == 'lrelu': d = d.mul_(0.8).add_(0.2)
+        return u*d, d
+    if name == 'gelu': c = 0.5*(1 + torch.erf(u*_SQRT1_2)); return u*c, c + u*torch.exp(-0.5*u*u)*_INV_SQRT_2PI
+    raise LebmError(f"no derivative for activation {name!r}; valid: softplus, silu, relu, lrelu, gelu")
+
+@patch
+def value_and_grad_fn(self:TimeGatedMLP)->Callable[[Tensor, Tensor|int], tuple[Tensor, Tensor]]:
+    "`f(x, t) -> (U(x, t), grad_x U)` without autograd, for the current weights (gates computed once, here)."
+    with torch.no_grad(): G = [g.detach() for g in self.gates()]
+    (W1, b1), (W2, b2), (W3, b3) = [(l.weight.detach(), l.bias.detach()) for l in self.W]
+    w4, b4, act = self.out.weight.detach()[0], self.out.bias.detach(), self.act_name
+    def f(x:Tensor, t:Tensor|int)->tuple[Tensor, Tensor]:
+        g1, g2, g3 = (g[t] for g in G)
+        u1 = torch.addmm(b1, x, W1.t()).mul_(g1); h1, d1 = act_and_grad(act, u1)
+        a2, d2 = act_and_grad(act, torch.addmm(b2, h1, W2.t())); h2 = a2*g2
+        a3, d3 = act_and_grad(act, torch.addmm(b3, h2, W3.t()))
+        U = torch.addmv(b4, a3*g3, w4)
+        d = (((w4*g3*d3) @ W3)*g2*d2) @ W2
+        return U, (d*d1*g1) @ W1
+    return f
 
 # %% ../nbs/13_nets.ipynb #f6286e9e
 class _ResBlock(nn.Module):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import torch
 from torch import nn, Tensor
-from .core import LebmError, energy_grad
+from typing import Callable
+from .core import LebmError, energy_grad, fast_value_and_grad
+from .nets import act_and_grad
 
 # %% auto #0
 __all__ = ['GaussianReference', 'EnergyMLP', 'ZeroEnergy', 'TiltedPrior']
@@ -41,7 +43,7 @@ class EnergyMLP(nn.Module):
                 ):
         super().__init__()
         if act not in _ACTS: raise LebmError(f"unknown activation {act!r}; valid: {', '.join(_ACTS)}")
-        dims = [d] + [ndf]*n_hidden
+        self.act_name, dims = act, [d] + [ndf]*n_hidden
         layers = [m for i, o in zip(dims, dims[1:]) for m in (nn.Linear(i, o), _ACTS[act]())]
         self.net = nn.Sequential(*layers, nn.Linear(dims[-1], 1))
     def forward(self, z:Tensor)->Tensor: return self.net(z.flatten(1)).squeeze(1)
@@ -76,3 +78,31 @@ class TiltedPrior(nn.Module):
     def init(self, n:int, generator:torch.Generator|None=None, device=None)->Tensor:
         "Chain starting points: draws from the reference."
         return self.reference.sample(n, generator, device)
+
+# %% ../nbs/21_priors.ipynb #d10437ee
+def _mlp_value_and_grad_fn(self:EnergyMLP)->Callable[[Tensor], tuple[Tensor, Tensor]]:
+    "`f(z) -> (E(z), grad_z E)` without autograd, for the current weights."
+    Wb = [(m.weight.detach(), m.bias.detach()) for m in self.net if isinstance(m, nn.Linear)]
+    act = self.act_name
+    def f(z:Tensor)->tuple[Tensor, Tensor]:
+        h, ds = z.flatten(1), []
+        for W, b in Wb[:-1]:
+            h, d = act_and_grad(act, torch.addmm(b, h, W.t())); ds.append(d)
+        (w, c), g = Wb[-1], None
+        for (W, _), d in zip(reversed(Wb[:-1]), reversed(ds)): g = (w*d if g is None else g*d) @ W
+        return torch.addmm(c, h, w.t()).squeeze(1), g.view_as(z)
+    return f
+
+def _zero_value_and_grad_fn(self:ZeroEnergy): return lambda z: (z.new_zeros(z.shape[0]), torch.zeros_like(z))
+
+def _potential_value_and_grad_fn(self:TiltedPrior)->Callable[[Tensor], tuple[Tensor, Tensor]]|None:
+    "`potential`'s `(U, grad U)` without autograd where the energy has a fast path (None otherwise: autograd)."
+    f, s2 = fast_value_and_grad(self.energy), self.reference.sigma0**2
+    if f is None: return None
+    def vg(z:Tensor)->tuple[Tensor, Tensor]:
+        e, g = f(z)
+        return e + z.flatten(1).pow(2).sum(1)/(2*s2), g + z/s2
+    return vg
+
+EnergyMLP.value_and_grad_fn, ZeroEnergy.value_and_grad_fn = _mlp_value_and_grad_fn, _zero_value_and_grad_fn
+TiltedPrior.potential_value_and_grad_fn = _potential_value_and_grad_fn

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
-from .core import energy_grad, per_sample, LebmError
+from .core import energy_grad, fast_value_and_grad, per_sample, LebmError
 
 # %% auto #0
 __all__ = ['Trajectory', 'mala_log_ratio', 'level_step_size', 'LangevinStats', 'langevin', 'ula', 'mala', 'accept_by_level',
@@ -91,6 +91,7 @@ def langevin(energy_fn:Callable,        # `energy_fn(x) -> (B,)`, or `energy_fn(
              traj:Trajectory|None=None, # recorder to append snapshots to
              compile:bool=False,        # run each step through `torch.compile` (see below; same law, other random stream)
              final_eval:bool|None=None, # evaluate U and grad U at the returned points; None: always for MALA, for ULA only when recording
+             fast:bool=True,            # use the energy's autograd-free gradient where it has one (`core.fast_value_and_grad`)
             )->tuple[Tensor, LangevinStats]: # new points and stats
     "Batched ULA or MALA chains: one energy-and-gradient evaluation per step (ULA without `final_eval`: K for K steps)."
     if final_eval is None: final_eval = mala or traj is not None or compile
@@ -98,7 +99,10 @@ def langevin(energy_fn:Callable,        # `energy_fn(x) -> (B,)`, or `energy_fn(
     fn = energy_fn if level is None else (lambda z: energy_fn(z, level))
     if compile: step_size = torch.as_tensor(step_size, dtype=x.dtype, device=x.device)  # a tensor: no recompiles when s changes
     s = per_sample(step_size, x); s2 = s*s
-    e, g = state if state is not None else energy_grad(fn, x)
+    vg = fast_value_and_grad(energy_fn) if fast and not compile else None   # prepared once per call: the weights are fixed here
+    if vg is None: eg = lambda z: energy_grad(fn, z)
+    else: eg = vg if level is None else (lambda z: vg(z, level))
+    e, g = state if state is not None else eg(x)
     acc, xi = x.new_zeros(x.shape[0]), torch.empty_like(x)
     if traj is not None and traj.t == 0: traj.record(x, e, g, torch.ones_like(e, dtype=torch.bool), level, advance=False)
     if compile: return _langevin_compiled(energy_fn, x, e, g, acc, n_steps, s, s2, mala, level, legacy_daebm_mh, traj)
@@ -107,7 +111,7 @@ def langevin(energy_fn:Callable,        # `energy_fn(x) -> (B,)`, or `energy_fn(
             xp = _propose(x, g, xi.normal_(), s, s2)
             if not final_eval and k == n_steps - 1:   # ULA's last move needs no gradient at its end point
                 x, e, g = xp, None, None; break
-            ep, gp = energy_grad(fn, xp)
+            ep, gp = eg(xp)
             if mala:
                 a = torch.rand_like(ep).log_() < mala_log_ratio(e, ep, g, gp, xi, s, legacy_daebm_mh)
                 am = per_sample(a, x)

@@ -8,7 +8,7 @@ from . import register_bench, BenchResult, time_fn
 from ..methods import get_method
 
 # %% auto #0
-__all__ = ['LoopLevels', 'bench_daebm']
+__all__ = ['VARIANTS', 'LoopLevels', 'AutogradOnly', 'bench_daebm']
 
 # %% ../../nbs/48_bench_daebm.ipynb #14e42be6
 class LoopLevels(nn.Module):
@@ -18,38 +18,51 @@ class LoopLevels(nn.Module):
     def forward(self, x:Tensor, t)->Tensor: return self.E(x, t)
     def all_levels(self, x:Tensor)->Tensor: return torch.stack([self.E(x, t) for t in range(self.n_levels)], 1)
 
-def _pair(T:int, n_steps:int, preset:str):
-    "Two identical models (same weights, buffer and step sizes), the second with the looping level evaluation."
-    spec = get_method('daebm')
-    a, b = (spec.build(spec.config(preset, T=T, n_steps=n_steps, mh_start=0)) for _ in range(2))
-    b.load_state_dict(a.state_dict())
-    b.E = LoopLevels(b.E)
-    return a, b
+class AutogradOnly(nn.Module):
+    "Wrap a joint energy so that it offers no hand-derived gradient (chains use autograd); levels stay batched."
+    def __init__(self, E:nn.Module):
+        super().__init__(); self.E, self.n_levels = E, E.n_levels
+    def forward(self, x:Tensor, t)->Tensor: return self.E(x, t)
+    def all_levels(self, x:Tensor)->Tensor: return self.E.all_levels(x)
 
-@register_bench('daebm', help='DA-EBM toy iterations/s: batched all-levels Gibbs step vs a loop over the T+1 levels')
+VARIANTS = {'reference': lambda E: LoopLevels(E), 'autograd': AutogradOnly, 'ours': lambda E: E}
+
+def _models(preset:str, **kw)->dict:
+    "The three versions of one model: same weights, buffer and step sizes."
+    spec = get_method('daebm')
+    ms = {k: spec.build(spec.config(preset, mh_start=0, **kw)) for k in VARIANTS}
+    for k, m in ms.items():
+        m.load_state_dict(ms['ours'].state_dict()); m.E = VARIANTS[k](m.E)
+    return ms
+
+def _time_row(ms:dict, x0:Tensor, reps:int)->tuple[dict, dict]:
+    "Median seconds per training iteration and per level move of each version, interleaved."
+    t = {k: [] for k in ms}
+    for _ in range(reps):
+        for k, m in ms.items(): t[k].append(time_fn(lambda: m.train_step(x0), min_time=0., warmup=0, min_calls=1))
+    xb = ms['ours'].buf_x[:len(x0)]
+    with torch.no_grad():
+        gl = {k: sorted(time_fn(lambda: m.E.all_levels(xb), min_time=0., warmup=1, min_calls=5) for _ in range(5))[2]
+              for k, m in ms.items()}
+    return {k: sorted(v)[len(v)//2] for k, v in t.items()}, gl
+
+@register_bench('daebm', help='DA-EBM iterations/s, toy and image nets: ours vs the reference-style loop (autograd chains, a call per level)')
 def bench_daebm(quick:bool=False, Ts:tuple=(6, 20, 50), n_steps:int=40, preset:str='toy_paper',
-                batch_size:int=100)->BenchResult:
-    "Iterations per second, batched vs naive level loop, interleaved; ratios measured in one run."
+                batch_size:int=100, image_preset:str|None='mnist_cpu')->BenchResult:
+    "Iterations per second of the three versions, interleaved; ratios to the reference measured in one run."
     Ts = Ts[:1] if quick else Ts
-    x0 = torch.randn(batch_size, 2)
+    cases = [(f'toy T={T}', preset, dict(T=T, n_steps=n_steps), torch.randn(batch_size, 2)) for T in Ts]
+    if image_preset and not quick: cases.append(('image', image_preset, {}, torch.rand(32, 1, 28, 28)*2 - 1))
     rows, summary = [], {}
-    for T in Ts:
-        ours, naive = _pair(T, n_steps, preset)
-        t = {'batched': [], 'naive': []}
-        for _ in range(2 if quick else 15):
-            for k, m in (('batched', ours), ('naive', naive)):
-                t[k].append(time_fn(lambda: m.train_step(x0), min_time=0., warmup=0, min_calls=1))
-        med = {k: sorted(v)[len(v)//2] for k, v in t.items()}
-        # the Gibbs level move alone: energies at all T+1 levels for the batch, batched vs looped
-        xb = ours.buf_x[:batch_size]
-        with torch.no_grad():
-            gl = {k: sorted(time_fn(lambda: e.all_levels(xb), min_time=0., warmup=1, min_calls=20) for _ in range(5))[2]
-                  for k, e in (('batched', ours.E), ('naive', naive.E))}
-        rows.append(dict(T=T, K=n_steps, **{'batched it/s': 1/med['batched'], 'naive it/s': 1/med['naive'],
-                                            'iteration speed-up': med['naive']/med['batched'],
-                                            'level-move speed-up': gl['naive']/gl['batched']}))
-        summary[f'iteration speed-up T={T}'] = med['naive']/med['batched']
-        summary[f'level-move speed-up T={T}'] = gl['naive']/gl['batched']
-    return BenchResult('daebm', rows, [f'preset {preset} (toy net), batch {batch_size}, K = {n_steps} MALA steps per '
-                                       f'transition; median of interleaved iterations; threads {torch.get_num_threads()}'],
-                       summary)
+    for name, pre, kw, x0 in cases:
+        ms = _models(pre, **kw)
+        it, gl = _time_row(ms, x0, 2 if quick else (5 if name == 'image' else 15))
+        c = ms['ours'].cfg
+        rows.append(dict(case=name, T=c.T, K=c.n_steps, batch=len(x0), **{f'{k} it/s': 1/v for k, v in it.items()},
+                         **{f'{k} speed-up': it['reference']/it[k] for k in ('autograd', 'ours')},
+                         **{'level-move speed-up': gl['reference']/gl['ours']}))
+        summary[f'iteration speed-up {name}'] = it['reference']/it['ours']
+    return BenchResult('daebm', rows, [f'toy preset {preset} (batch {batch_size}, K = {n_steps}), image preset {image_preset}; '
+                                       f'median of interleaved iterations; speed-ups against the reference version; '
+                                       f'threads {torch.get_num_threads()}'], summary)
+
