@@ -70,8 +70,8 @@ DAEBM_PRESETS = {
                         lr_warmup=1, lr_milestones=(), steps=20),
 }
 _toy_cpu = DAEBM_PRESETS['toy_cpu_band']
-# the CPU default: the same, in standardised coordinates, with the bounded log-step rule every iteration
-DAEBM_PRESETS['toy_cpu'] = replace(_toy_cpu, standardise=True, adapt='log', adapt_every=1, max_step=1.)
+# the CPU default: the same, in standardised coordinates, with the bounded log-step rule every iteration and a weak energy regulariser
+DAEBM_PRESETS['toy_cpu'] = replace(_toy_cpu, standardise=True, adapt='log', adapt_every=1, max_step=1., energy_reg=1e-3)
 DAEBM_PRESETS |= {
     # four rings on two CPU cores (12k iterations, about 12 minutes): wider net, K = 20, slower capped step adaptation
     'rings_cpu': replace(_toy_cpu, width=256, n_steps=20, b_factor=0.2, lr=5e-4, adapt_every=50, max_step=0.3,
@@ -277,8 +277,9 @@ def long_run(self:DAEBM, x:Tensor,       # `(n, ...)` starting points (data)
             )->tuple[Tensor, float]:      # final states, mean acceptance
     "Long-run MALA chains on $U(\\cdot, 0)$ with the trained level-0 step size."
     acc, done, z = 0., 0, self.to_model(x)
+    lv = torch.zeros(len(z), dtype=torch.long, device=z.device)   # level 0 for every chain (the net's fast gradient applies)
     while done < n_steps:
         k = min(chunk, n_steps - done)
-        z, st = langevin(lambda v: self.E(v, 0), z, k, self.step_table[0], mala=mala)
+        z, st = langevin(self.E, z, k, self.step_table[0], mala=mala, level=lv)
         acc, done = acc + st.accepted.float().mean().item(), done + k
     return self.to_data(z), acc / n_steps
