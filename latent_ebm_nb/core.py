@@ -2,7 +2,7 @@
 
 # %% ../nbs/00_core.ipynb #66725631
 from __future__ import annotations
-import os, json, math, random, inspect, tempfile, configparser
+import os, json, math, random, ctypes, inspect, tempfile, configparser
 from pathlib import Path
 from typing import Callable, Any
 import numpy as np
@@ -12,7 +12,7 @@ from torch import Tensor
 # %% auto #0
 __all__ = ['LebmError', 'energy_grad', 'fast_value_and_grad', 'per_sample', 'langevin_step', 'step_from_variance',
            'step_from_drift', 'get_device', 'seed_everything', 'rng_state', 'set_rng_state', 'set_threads',
-           'atomic_save', 'atomic_write_json', 'project_root']
+           'tune_allocator', 'atomic_save', 'atomic_write_json', 'project_root']
 
 # %% ../nbs/00_core.ipynb #fe3d1b6f
 class LebmError(Exception):
@@ -32,7 +32,7 @@ def energy_grad(energy_fn:Callable[[Tensor], Tensor], # maps `(B, ...)` to energ
         g, = torch.autograd.grad(e.sum(), x, create_graph=create_graph)
     return (e if create_graph else e.detach()), g
 
-# %% ../nbs/00_core.ipynb #e5c07522
+# %% ../nbs/00_core.ipynb #8d3da3e5
 def fast_value_and_grad(energy_fn:Callable, # an energy: a module, a bound method or any callable
                        )->Callable|None:    # `f(x, *args) -> (U, grad_x U)` for the current weights, or None
     "The energy's own autograd-free `(U, grad U)` where it offers one (prepared now: prepare again after a weight update)."
@@ -110,6 +110,18 @@ def set_threads(n:int|None=None, # threads for intra-op parallelism; None: `$OMP
     if n < 1: raise LebmError(f"threads must be >= 1, got {n}")
     torch.set_num_threads(n)
     return torch.get_num_threads()
+
+# %% ../nbs/00_core.ipynb #9f39a22c
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3   # glibc's mallopt parameter numbers
+
+def tune_allocator(mmap_threshold:int=32 << 20, # bytes: larger blocks are mmapped (32 MiB is glibc's maximum)
+                   trim_threshold:int=1 << 30,  # bytes of free heap top kept before returning memory to the OS
+                  )->bool:                      # whether it applied (glibc only)
+    "Keep freed memory for reuse: raise glibc malloc's mmap and trim thresholds (see above)."
+    try: libc = ctypes.CDLL('libc.so.6')
+    except OSError: return False
+    if not hasattr(libc, 'mallopt'): return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(libc.mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
 
 # %% ../nbs/00_core.ipynb #f08a88b8
 def _atomic(path, write:Callable, mode:str):

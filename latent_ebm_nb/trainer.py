@@ -9,7 +9,7 @@ import torch
 from torch import nn, Tensor
 import torch.distributed as dist
 from fastcore.basics import patch
-from .core import LebmError, atomic_save, seed_everything, rng_state, set_rng_state
+from .core import LebmError, atomic_save, seed_everything, rng_state, set_rng_state, tune_allocator
 
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'Diverged', 'CancelRun', 'Method', 'BatchSampler', 'EMA', 'Callback', 'DivergenceGuard', 'MetricsLog',
@@ -235,6 +235,7 @@ class Trainer:
         self.seed, self.ckpt_every, self.step, self.last_good_step = seed, ckpt_every, 0, None
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
         seed_everything(seed + self.rank)            # each process draws its own chain noise
+        tune_allocator()                             # freed tensors reused: no page faults in the step loop (core)
         self.sampler = BatchSampler(data, batch_size, seed, self.rank, self.world)
         self.ema = EMA(method, ema) if ema else None
         self.metrics, self.evals, self.history = {}, [], []

@@ -2,17 +2,19 @@
 
 # %% ../../nbs/44_bench_lebm.ipynb #577ae688
 from __future__ import annotations
-import os, re, copy, time, statistics
+import os, re, copy, time, resource, statistics
 from pathlib import Path
+from typing import Callable
 import torch
 from torch.utils.flop_counter import flop_registry
 from torch.utils._python_dispatch import TorchDispatchMode
 from . import register_bench, BenchResult, matmul_gflops, time_fn, time_interleaved
 from ..generators import native_bf16
 from ..methods import get_method
+from ..core import tune_allocator
 
 # %% auto #0
-__all__ = ['count_flops', 'reference_lebm_iteration', 'cpu_flags', 'lebm_variants', 'bench_lebm']
+__all__ = ['count_flops', 'reference_lebm_iteration', 'cpu_flags', 'minor_faults', 'lebm_variants', 'bench_lebm']
 
 # %% ../../nbs/44_bench_lebm.ipynb #952b87f9
 class _FlopCount(TorchDispatchMode):
@@ -77,6 +79,11 @@ def cpu_flags()->str:
     except OSError: return 'unknown'
     return ' '.join(f for f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile') if f in flags) or 'none of avx2/avx512/amx'
 
+def minor_faults(f:Callable)->int:
+    "Minor page faults of the process during one call of `f` (memory freshly mapped from the OS and touched)."
+    r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt; f()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0
+
 def lebm_variants(preset:str, batch_size:int=100, bf16:bool|None=None)->tuple[dict, torch.Tensor, object]:
     "The timed variants at `preset`: the public-code loop, ours in fp32 and (where `bf16`, default: native hardware) in bf16."
     torch.manual_seed(0)
@@ -93,19 +100,22 @@ def lebm_variants(preset:str, batch_size:int=100, bf16:bool|None=None)->tuple[di
 def bench_lebm(quick:bool=False, preset:str|None=None, batch_size:int=100)->BenchResult:
     "Seconds per LEBM iteration, timed interleaved: the public-code loop, ours in fp32, ours in bf16 (native hardware only)."
     presets = [preset] if preset else ['svhn_code', 'mnist_cpu']
+    tuned = tune_allocator()   # as every Trainer run does (process-wide: the reference loop gets it too)
     rows, summ, peak = [], {}, matmul_gflops(1024, min_time=0.3 if quick else 2.0)
     for p in presets:
         v, x, cfg = lebm_variants(p, batch_size)
         flops = {k: count_flops(f) for k, f in v.items()}
+        faults = {k: minor_faults(f) for k, f in v.items()}
         ts = time_interleaved(list(v.values()), n_calls=1 if quick else 4, warmup=1)
         med = {k: statistics.median(t) for k, t in zip(v, ts)}
         ref = med['reference loop, fp32']
         for k in v:
             rows.append({'preset': p, 'variant': k, 's/iter': med[k], 'x reference': med[k]/ref, 'GFLOP/iter': flops[k]/1e9,
-                         'achieved GFLOP/s': flops[k]/1e9/med[k]})
+                         'achieved GFLOP/s': flops[k]/1e9/med[k], 'minor faults/iter': faults[k]})
             if k != 'reference loop, fp32': summ[f'{p}: {k} / reference loop'] = med[k]/ref
     notes = [f'CPU flags: {cpu_flags()}; bf16 native: {native_bf16()} (bf16 rows only where native); {torch.get_num_threads()} threads; '
              f'float32 matmul {peak:.0f} GFLOP/s', 'medians of interleaved timings (rotating order) in this run; ratios against the '
              'public-code loop on the same networks and optimisers; FLOPs by torch flop_registry (bf16 FLOPs counted like fp32)',
+             f'allocator tuned as under the Trainer (core.tune_allocator): {tuned}; minor page faults of one more untimed call each',
              'peak memory: not measured on the CPU (no allocator statistics there); no GPU was available to this run']
     return BenchResult('lebm', rows, notes, summ)
