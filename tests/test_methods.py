@@ -132,7 +132,8 @@ def check_train_daebm(out, m):
     if m['dataset'] == 'mnist':
         ood = m['ood']['mnist vs fashion_mnist']
         assert 0 <= ood['auroc_energy0'] <= 1 and 0 <= ood['auroc_free_energy'] <= 1
-        return png(out, 'long_run')
+        assert 0 <= m['occ0_final'] <= 1 and 0 <= m['occ0_zero_fraction_second_half'] <= 1   # the buffer's level 0 during training
+        return png(out, 'long_run', 'buffer_levels')
     assert 0 <= m['samples_mode_weight_max_err'] <= 1
     if m['method'] == 'daebm':
         assert len(m['p_t']) == 7 and abs(sum(m['p_t']) - 1) < 1e-6 and m['kl'] >= 0

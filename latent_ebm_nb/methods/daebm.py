@@ -219,7 +219,7 @@ def train_step(self:DAEBM, x0:Tensor)->dict[str, Tensor]:
     if it >= c.mh_start and (it + 1 - c.mh_start) % c.adapt_every == 0: self.adapt()
     occ = torch.bincount(self.buf_t, minlength=self.T + 1).float() / len(self.buf_t)
     return dict(loss=loss.detach(), en_pos=en_pos.detach(), en_neg=en_neg.detach(), accept=self._last_accept,
-                mh=torch.tensor(float(it >= c.mh_start)), occ_dev=(occ - 1/(self.T + 1)).abs().max())
+                mh=torch.tensor(float(it >= c.mh_start)), occ_dev=(occ - 1/(self.T + 1)).abs().max(), occ0=occ[0])
 
 # %% ../../nbs/34_daebm.ipynb #358f3764
 class DAEBMSamples(NamedTuple):
