@@ -78,7 +78,7 @@ def all_levels(self:TimeGatedMLP, x:Tensor)->Tensor:
     "`(B, T+1)` energies U(x, t) of every level in one batched pass."
     return self._trunk(self.W[0](x)[:, None], [g[None] for g in self.gates()])
 
-# %% ../nbs/13_nets.ipynb #511c7cc6
+# %% ../nbs/13_nets.ipynb #129dbd2a
 _SQRT1_2, _INV_SQRT_2PI = 1/math.sqrt(2), 1/math.sqrt(2*math.pi)
 
 def act_and_grad(name:str,  # 'softplus', 'silu', 'relu', 'lrelu' (slope 0.2) or 'gelu' (exact, erf)

@@ -79,7 +79,7 @@ class TiltedPrior(nn.Module):
         "Chain starting points: draws from the reference."
         return self.reference.sample(n, generator, device)
 
-# %% ../nbs/21_priors.ipynb #d10437ee
+# %% ../nbs/21_priors.ipynb #2244419a
 def _mlp_value_and_grad_fn(self:EnergyMLP)->Callable[[Tensor], tuple[Tensor, Tensor]]:
     "`f(z) -> (E(z), grad_z E)` without autograd, for the current weights."
     Wb = [(m.weight.detach(), m.bias.detach()) for m in self.net if isinstance(m, nn.Linear)]
