@@ -111,7 +111,7 @@ def set_threads(n:int|None=None, # threads for intra-op parallelism; None: `$OMP
     torch.set_num_threads(n)
     return torch.get_num_threads()
 
-# %% ../nbs/00_core.ipynb #9f39a22c
+# %% ../nbs/00_core.ipynb #2b1d40eb
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3   # glibc's mallopt parameter numbers
 
 def tune_allocator(mmap_threshold:int=32 << 20, # bytes: larger blocks are mmapped (32 MiB is glibc's maximum)
