@@ -9,6 +9,8 @@ from torch import Tensor, nn
 from ..core import set_threads
 from ..samplers import ula, mala, accept_by_level
 from ..levels import mala_within_gibbs
+from ..priors import EnergyMLP, GaussianReference, TiltedPrior
+from ..nets import TimeGatedMLP
 from . import register_bench, BenchResult, matmul_gflops, time_interleaved
 
 # %% auto #0
@@ -17,14 +19,15 @@ __all__ = ['latent_mlp_energy', 'ring_energy', 'TimeMLPEnergy', 'naive_ula_lebm'
 
 # %% ../../nbs/43_bench_samplers.ipynb #d75e3c70
 def latent_mlp_energy(d:int=100, hidden:int=200, seed:int=0)->tuple[Callable, Callable, float]:
-    "LEBM-sized latent energy: (energy_fn with the N(0, I) reference, bare net for the naive loop, FLOPs per chain-step)."
+    "LEBM-sized latent energy: (the tilted prior's potential, bare net for the naive loop, FLOPs per chain-step)."
     g = torch.Generator().manual_seed(seed)
-    net = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+    prior = TiltedPrior(EnergyMLP(d, hidden, 'gelu'), GaussianReference(d))   # the package's prior: its fast gradient applies
     with torch.no_grad():
-        for p in net.parameters(): p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[-1]))
-    f = lambda z: net(z).squeeze(1)
+        for p in prior.parameters(): p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[-1]))
+    f = lambda z: prior.energy.net(z).squeeze(1)
     flops = 4.0*(d*hidden + hidden*hidden + hidden)   # 2 per MAC, forward + backward-to-input
-    return (lambda z: f(z) + 0.5*(z*z).sum(1)), f, flops
+    return prior.potential, f, flops
+
 
 # %% ../../nbs/43_bench_samplers.ipynb #5e8e0197
 def ring_energy(n_modes:int=8, radius:float=2.0, var:float=0.02)->Callable:
@@ -115,6 +118,8 @@ def _cases(n_steps:int):
     Et = TimeMLPEnergy(); xt, tt = torch.randn(1000, 2), torch.arange(7).repeat_interleave(143)[:1000]
     tab = torch.linspace(0.05, 0.3, 7)
     fl_t = 4.0*((2 + 16)*128 + 128*128 + 128)
+    torch.manual_seed(0); Eg = TimeGatedMLP(7)        # DA-EBM's toy net (width 128): all-levels head and hand-derived gradient
+    fl_g = 4.0*(2*128 + 2*128*128 + 128)
     return [  # case, sampler, chains, steps per call, FLOPs per call, ours(compile), naive
         ('latent MLP d=100', 'ULA', 100, n_steps, 100*fl*n_steps, lambda c: ula(E, z, n_steps, 0.1, compile=c), lambda: naive_ula_lebm(f, z, n_steps, 0.1)),
         ('latent MLP d=100', 'MALA', 100, n_steps, 100*fl*n_steps, lambda c: mala(E, z, n_steps, 0.1, compile=c), lambda: naive_mala_daebm(E, z, n_steps, 0.1)),
@@ -122,6 +127,8 @@ def _cases(n_steps:int):
         ('2D ring', 'MALA', 1000, n_steps, None, lambda c: mala(U8, x, n_steps, 0.05, compile=c), lambda: naive_mala_daebm(U8, x, n_steps, 0.05)),
         ('levels T+1=7, 2D', 'MGMS (5 MALA + Gibbs)', 1000, 5, 1000*fl_t*(5 + 7/2), lambda c: mala_within_gibbs(Et, xt, tt, 7, 5, tab, compile=c),
          lambda: naive_mgms_daebm(Et, xt, tt, 5, tab, 7)),
+        ('DA-EBM toy net, T+1=7', 'MGMS (5 MALA + Gibbs)', 1000, 5, 1000*fl_g*(5 + 7/2), lambda c: mala_within_gibbs(Eg, xt, tt, 7, 5, tab, compile=c),
+         lambda: naive_mgms_daebm(Eg, xt, tt, 5, tab, 7)),
     ]
 
 # %% ../../nbs/43_bench_samplers.ipynb #4ed539e0
