@@ -121,7 +121,7 @@ def bench_daebm_robust(quick:bool=False,
             if v: summ[f'{p}: worst {k}'] = max(v)
     return BenchResult('daebm_robust', rows, [f'presets {", ".join(presets)}; {len(targets)} targets x seeds {list(seeds)}; '
                        'mode-weight errors only over targets with more than one mode; '
-                       'lebm bench daebm_robust --json > nbs/results/daebm_robust.json writes the table below'], summ)
+                       'lebm bench daebm_robust --json > nbs/results/bench/daebm_robust.json writes the table below'], summ)
 
 # %% ../../nbs/48_bench_daebm_robust.ipynb #2038c5ff
 def mode_weight_1d(preset:str='toy_cpu', seed:int=0, steps:int|None=None, n_data:int=50_000, n_chains:int=2000,
