@@ -33,13 +33,21 @@ def energy_grad(energy_fn:Callable[[Tensor], Tensor], # maps `(B, ...)` to energ
     return (e if create_graph else e.detach()), g
 
 # %% ../nbs/00_core.ipynb #8d3da3e5
+def _owner(cls:type, name:str)->type|None:
+    "The class in `cls`'s MRO that defines attribute `name`."
+    return next((k for k in cls.__mro__ if name in vars(k)), None)
+
 def fast_value_and_grad(energy_fn:Callable, # an energy: a module, a bound method or any callable
                        )->Callable|None:    # `f(x, *args) -> (U, grad_x U)` for the current weights, or None
     "The energy's own autograd-free `(U, grad U)` where it offers one (prepared now: prepare again after a weight update)."
-    prep = getattr(energy_fn, 'value_and_grad_fn', None)
-    if prep is None and inspect.ismethod(energy_fn):
-        prep = getattr(energy_fn.__self__, energy_fn.__name__ + '_value_and_grad_fn', None)
-    return prep() if callable(prep) else None
+    if inspect.ismethod(energy_fn): obj, name, prep = energy_fn.__self__, energy_fn.__name__, energy_fn.__name__ + '_value_and_grad_fn'
+    elif isinstance(energy_fn, torch.nn.Module): obj, name, prep = energy_fn, 'forward', 'value_and_grad_fn'
+    else: return None
+    owner = _owner(type(obj), prep)
+    # a subclass that redefines the energy but not its gradient must not inherit the parent's fast path
+    if owner is None or owner is not _owner(type(obj), name): return None
+    return getattr(obj, prep)()
+
 
 # %% ../nbs/00_core.ipynb #5374d530
 def per_sample(v:Tensor|float, # scalar or `(B,)` values, one per sample
@@ -114,7 +122,7 @@ def set_threads(n:int|None=None, # threads for intra-op parallelism; None: `$OMP
 # %% ../nbs/00_core.ipynb #2b1d40eb
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3   # glibc's mallopt parameter numbers
 
-def tune_allocator(mmap_threshold:int=32 << 20, # bytes: larger blocks are mmapped (32 MiB is glibc's maximum)
+def tune_allocator(mmap_threshold:int=32 << 20, # bytes: larger blocks are mmapped (32 MiB: the ceiling of glibc's own dynamic threshold)
                    trim_threshold:int=1 << 30,  # bytes of free heap top kept before returning memory to the OS
                   )->bool:                      # whether it applied (glibc only)
     "Keep freed memory for reuse: raise glibc malloc's mmap and trim thresholds (see above)."
