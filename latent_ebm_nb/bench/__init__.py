@@ -10,7 +10,7 @@ from ..core import LebmError, set_threads
 
 # %% auto #0
 __all__ = ['BENCHMARKS', 'BenchResult', 'register_bench', 'list_benches', 'run_bench', 'time_interleaved', 'time_fn',
-           'matmul_gflops', 'bench_matmul']
+           'matmul_gflops', 'peak_rss_mib', 'peak_rss_fresh', 'bench_matmul']
 
 # %% ../../nbs/42_bench.ipynb #6d8e8579
 @dataclass
@@ -103,6 +103,46 @@ def matmul_gflops(n:int=1024,            # matrix size
         a, b = torch.randn(n, n), torch.randn(n, n)
         return 2*n**3 / time_fn(lambda: a @ b, min_time=min_time) / 1e9
     finally: torch.set_num_threads(old)
+
+# %% ../../nbs/42_bench.ipynb #3ac33161
+def _status_kib(key:str)->int:
+    for line in open('/proc/self/status'):
+        if line.startswith(key + ':'): return int(line.split()[1])
+    raise KeyError(key)
+
+def peak_rss_mib(f:Callable[[], object], # the work to measure, called once with no arguments
+                 device:str='cpu',       # 'cuda': the CUDA allocator's peak instead of the process's
+                )->float:                # MiB above the starting memory at the peak of the call (NaN: not measurable here)
+    "Peak memory of one call of `f`, above what was in use when it started (CPU: resident set; CUDA: allocated)."
+    if str(device).startswith('cuda'):
+        torch.cuda.synchronize(); base = torch.cuda.memory_allocated(); torch.cuda.reset_peak_memory_stats()
+        f(); torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base)/2**20
+    try:
+        with open('/proc/self/clear_refs', 'w') as fh: fh.write('5')
+        base = _status_kib('VmRSS')
+    except (OSError, KeyError): return math.nan
+    f()
+    return (_status_kib('VmHWM') - base)/1024
+
+# %% ../../nbs/42_bench.ipynb #29b19885
+def peak_rss_fresh(setup:str,           # Python source run first in a fresh interpreter; it must define `f` (no arguments)
+                   calls:int=2,         # calls of `f` measured together
+                   threads:int|None=None, # torch threads in the child (default: this process's)
+                   tune:bool=True,      # apply `core.tune_allocator` first, as the Trainer does
+                   timeout:float=900.,
+                  )->float:             # MiB above the resident size after `setup` (NaN where not measurable)
+    "Peak resident memory of `calls` calls of `f`, measured in a fresh process so no other variant's memory interferes."
+    import subprocess, sys, textwrap
+    th = threads or torch.get_num_threads()
+    prog = (f"import torch\nfrom latent_ebm_nb.core import set_threads, tune_allocator\nset_threads({th})\n"
+            + ("tune_allocator()\n" if tune else "") + textwrap.dedent(setup)
+            + f"\nfrom latent_ebm_nb.bench import peak_rss_mib\nprint('PEAK', peak_rss_mib(lambda: [f() for _ in range({calls})]))\n")
+    env = os.environ | {'OMP_NUM_THREADS': str(th)}
+    r = subprocess.run([sys.executable, '-c', prog], capture_output=True, text=True, timeout=timeout, env=env)
+    line = [l for l in r.stdout.splitlines() if l.startswith('PEAK ')]
+    if r.returncode or not line: raise RuntimeError(f"peak_rss_fresh: the child failed (rc {r.returncode}):\n{r.stderr[-2000:]}")
+    return float(line[-1].split()[1])
 
 # %% ../../nbs/42_bench.ipynb #6e5ac8fc
 @register_bench('matmul', help='machine float32 matmul GFLOP/s, and a small Langevin step at 1 thread vs all cores')
