@@ -4,7 +4,7 @@
 from __future__ import annotations
 import torch
 from torch import nn, Tensor
-from . import register_bench, BenchResult, time_fn
+from . import register_bench, BenchResult, time_fn, peak_rss_fresh
 from ..methods import get_method
 
 # %% auto #0
@@ -48,21 +48,29 @@ def _time_row(ms:dict, x0:Tensor, reps:int)->tuple[dict, dict]:
 
 @register_bench('daebm', help='DA-EBM iterations/s, toy and image nets: ours vs the reference-style loop (autograd chains, a call per level)')
 def bench_daebm(quick:bool=False, Ts:tuple=(6, 20, 50), n_steps:int=40, preset:str='toy_paper',
-                batch_size:int=100, image_preset:str|None='mnist_cpu')->BenchResult:
+                batch_size:int=100, image_preset:str|None='mnist_cpu',
+                memory:bool=True, # peak resident memory of each version, each in a fresh process (`bench.peak_rss_fresh`)
+               )->BenchResult:
     "Iterations per second of the three versions, interleaved; ratios to the reference measured in one run."
     Ts = Ts[:1] if quick else Ts
-    cases = [(f'toy T={T}', preset, dict(T=T, n_steps=n_steps), torch.randn(batch_size, 2)) for T in Ts]
-    if image_preset and not quick: cases.append(('image', image_preset, {}, torch.rand(32, 1, 28, 28)*2 - 1))
+    toy, img = f'torch.randn({batch_size}, 2)', 'torch.rand(32, 1, 28, 28)*2 - 1'   # the batches, as source for the fresh processes
+    cases = [(f'toy T={T}', preset, dict(T=T, n_steps=n_steps), toy) for T in Ts]
+    if image_preset and not quick: cases.append(('image', image_preset, {}, img))
     rows, summary = [], {}
-    for name, pre, kw, x0 in cases:
-        ms = _models(pre, **kw)
+    for name, pre, kw, xs in cases:
+        ms, x0 = _models(pre, **kw), eval(xs)
+        setup = (f'torch.manual_seed(0)\nfrom latent_ebm_nb.bench.daebm import _models\nm = _models({pre!r}, **{kw!r})[KEY]\n'
+                 f'x0 = {xs}\nf = lambda: m.train_step(x0)')
+        mem = {k: peak_rss_fresh(setup.replace('KEY', repr(k)), calls=1 if quick else 2) if memory else float('nan') for k in ms}
         it, gl = _time_row(ms, x0, 2 if quick else (5 if name == 'image' else 15))
         c = ms['ours'].cfg
         rows.append(dict(case=name, T=c.T, K=c.n_steps, batch=len(x0), **{f'{k} it/s': 1/v for k, v in it.items()},
                          **{f'{k} speed-up': it['reference']/it[k] for k in ('autograd', 'ours')},
-                         **{'level-move speed-up': gl['reference']/gl['ours']}))
+                         **{'level-move speed-up': gl['reference']/gl['ours']}, **{f'{k} peak MiB': mem[k] for k in ms}))
         summary[f'iteration speed-up {name}'] = it['reference']/it['ours']
     return BenchResult('daebm', rows, [f'toy preset {preset} (batch {batch_size}, K = {n_steps}), image preset {image_preset}; '
                                        f'median of interleaved iterations; speed-ups against the reference version; '
-                                       f'threads {torch.get_num_threads()}'], summary)
+                                       f'threads {torch.get_num_threads()}',
+                                       'peak MiB: the resident set\'s peak above the built models during the first iterations (2; 1 in quick), '
+                                       'each version in a fresh process (bench.peak_rss_fresh)'], summary)
 

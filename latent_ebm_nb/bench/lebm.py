@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 from torch.utils.flop_counter import flop_registry
 from torch.utils._python_dispatch import TorchDispatchMode
-from . import register_bench, BenchResult, matmul_gflops, time_fn, time_interleaved
+from . import register_bench, BenchResult, matmul_gflops, time_fn, time_interleaved, peak_rss_fresh
 from ..generators import native_bf16
 from ..methods import get_method
 from ..core import tune_allocator
@@ -97,7 +97,9 @@ def lebm_variants(preset:str, batch_size:int=100, bf16:bool|None=None)->tuple[di
     return v, x, cfg
 
 @register_bench('lebm', help='s/iter of LEBM: ours fp32 and bf16 vs a loop written like the public code (SVHN code config, MNIST CPU preset)')
-def bench_lebm(quick:bool=False, preset:str|None=None, batch_size:int=100)->BenchResult:
+def bench_lebm(quick:bool=False, preset:str|None=None, batch_size:int=100,
+               memory:bool=True, # peak resident memory of each variant, each in a fresh process (`bench.peak_rss_fresh`)
+              )->BenchResult:
     "Seconds per LEBM iteration, timed interleaved: the public-code loop, ours in fp32, ours in bf16 (native hardware only)."
     presets = [preset] if preset else ['svhn_code', 'mnist_cpu']
     tuned = tune_allocator()   # as every Trainer run does (process-wide: the reference loop gets it too)
@@ -106,16 +108,21 @@ def bench_lebm(quick:bool=False, preset:str|None=None, batch_size:int=100)->Benc
         v, x, cfg = lebm_variants(p, batch_size)
         flops = {k: count_flops(f) for k, f in v.items()}
         faults = {k: minor_faults(f) for k, f in v.items()}
+        setup = f'from latent_ebm_nb.bench.lebm import lebm_variants\nv, _, _ = lebm_variants({p!r}, {batch_size})\nf = v[KEY]'
+        mem = {k: peak_rss_fresh(setup.replace('KEY', repr(k)), calls=1 if quick else 2) if memory else float('nan') for k in v}
         ts = time_interleaved(list(v.values()), n_calls=1 if quick else 4, warmup=1)
         med = {k: statistics.median(t) for k, t in zip(v, ts)}
         ref = med['reference loop, fp32']
         for k in v:
             rows.append({'preset': p, 'variant': k, 's/iter': med[k], 'x reference': med[k]/ref, 'GFLOP/iter': flops[k]/1e9,
-                         'achieved GFLOP/s': flops[k]/1e9/med[k], 'minor faults/iter': faults[k]})
+                         'achieved GFLOP/s': flops[k]/1e9/med[k], 'minor faults/iter': faults[k],
+                         'peak MiB': mem[k]})
             if k != 'reference loop, fp32': summ[f'{p}: {k} / reference loop'] = med[k]/ref
     notes = [f'CPU flags: {cpu_flags()}; bf16 native: {native_bf16()} (bf16 rows only where native); {torch.get_num_threads()} threads; '
              f'float32 matmul {peak:.0f} GFLOP/s', 'medians of interleaved timings (rotating order) in this run; ratios against the '
              'public-code loop on the same networks and optimisers; FLOPs by torch flop_registry (bf16 FLOPs counted like fp32)',
              f'allocator tuned as under the Trainer (core.tune_allocator): {tuned}; minor page faults of one more untimed call each',
-             'peak memory: not measured on the CPU (no allocator statistics there); no GPU was available to this run']
+             'peak MiB: the resident set\'s peak above the built model during the first iterations (2; 1 in quick), each variant in a fresh '
+             'process (bench.peak_rss_fresh), so no variant reuses memory another freed; on a GPU this would be the allocator\'s peak; '
+             'no GPU was available to this run']
     return BenchResult('lebm', rows, notes, summ)
