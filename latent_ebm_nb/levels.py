@@ -40,11 +40,13 @@ def level_conditional(energy_fn:Callable, x:Tensor, n_levels:int,
 # %% ../nbs/12_levels.ipynb #5949f7cb
 def gibbs_level(energy_fn:Callable, x:Tensor, n_levels:int,
                 log_weights:Tensor|None=None, # `(T+1,)` log pseudo-prior (None: uniform)
-               )->Tensor:                     # `(B,)` long, new levels drawn from p(t | x)
+                return_probs:bool=False,      # also return p(t | x), `(B, T+1)` (for Rao-Blackwellised level frequencies)
+               ):                             # `(B,)` long, new levels drawn from p(t | x) (and the probabilities)
     "Gibbs move on the level: t ~ softmax(-U(x, .)), all levels in one batched call."
     lp = level_conditional(energy_fn, x, n_levels, log_weights)
     gumbel = -torch.empty_like(lp).exponential_().log_()
-    return (lp + gumbel).argmax(1)
+    tn = (lp + gumbel).argmax(1)
+    return (tn, lp.exp()) if return_probs else tn
 
 # %% ../nbs/12_levels.ipynb #4653a290
 def neighbour_level(energy_fn:Callable, x:Tensor,
@@ -178,6 +180,8 @@ class MGMSStats(NamedTuple):
     n_steps:int       # MALA proposals per chain
     level:Tensor      # `(B,)` the level the MALA steps ran at (use it for per-level acceptance)
     new_level:Tensor  # `(B,)` the level after the level move
+    level_freq:Tensor|None = None # `(T+1,)` this batch's estimate of the chains' level marginal: the mean of p(t | x) over
+                                  # chains for a Gibbs move (Rao-Blackwellised), the new levels' histogram for a neighbour move
 
 # %% ../nbs/12_levels.ipynb #e2b637b8
 def mala_within_gibbs(energy_fn:Callable,  # `energy_fn(x, t) -> (B,)`
@@ -194,9 +198,12 @@ def mala_within_gibbs(energy_fn:Callable,  # `energy_fn(x, t) -> (B,)`
     if level_move not in ('gibbs', 'neighbour'): raise LebmError(f"level_move must be 'gibbs' or 'neighbour', got {level_move!r}")
     x, st = langevin(energy_fn, x, n_steps, level_step_size(step_table, t), mala=mala, level=t,
                      legacy_daebm_mh=legacy_daebm_mh, traj=traj, compile=compile)
-    if level_move == 'gibbs': tn = gibbs_level(energy_fn, x, n_levels, log_weights)
-    else: tn, _ = neighbour_level(energy_fn, x, t, n_levels, log_weights, energy=st.energy)
-    return x, tn, MGMSStats(st.accepted, n_steps, t, tn)
+    if level_move == 'gibbs':
+        tn, p = gibbs_level(energy_fn, x, n_levels, log_weights, return_probs=True); freq = p.mean(0)
+    else:
+        tn, _ = neighbour_level(energy_fn, x, t, n_levels, log_weights, energy=st.energy)
+        freq = torch.bincount(tn, minlength=n_levels).to(x.dtype) / len(tn)
+    return x, tn, MGMSStats(st.accepted, n_steps, t, tn, freq)
 
 # %% ../nbs/12_levels.ipynb #c1e66c1c
 def recovery_energy(energy_fn:Callable, # `energy_fn(x, t) -> (B,)`, the marginal energy U(x_t, t)

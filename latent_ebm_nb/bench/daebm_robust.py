@@ -31,7 +31,8 @@ def fresh_chains(m, n:int=2000, transitions:int=100, keep:int=20)->torch.Tensor:
     "Level-0 states (data coordinates) of `n` chains from noise at the top level, over the last `keep` of `transitions` MGMS transitions."
     x, t, xs = m.noise(n), torch.full((n,), m.T, dtype=torch.long, device=m.step_table.device), []
     for k in range(transitions):
-        x, t, _ = mala_within_gibbs(m.E, x, t, m.T + 1, m.cfg.n_steps, m.step_table, mala=True, level_move=m.cfg.level_move)
+        x, t, _ = mala_within_gibbs(m.E, x, t, m.T + 1, m.cfg.n_steps, m.step_table, mala=True, level_move=m.cfg.level_move,
+                                  log_weights=-m.offsets)
         if k >= transitions - keep: xs.append(x[t == 0])
     return m.to_data(torch.cat(xs))
 

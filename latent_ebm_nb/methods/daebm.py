@@ -16,7 +16,7 @@ from ..trainer import Method, LRSchedule, Callback
 from ..nets import TimeGatedMLP, ResNetTemb, ACTIVATIONS
 
 # %% auto #0
-__all__ = ['DAEBM_PRESETS', 'DAEBMConfig', 'DAEBM', 'Standardise', 'DAEBMSamples']
+__all__ = ['DAEBM_PRESETS', 'DAEBMConfig', 'DAEBM', 'Standardise', 'offset_step', 'DAEBMSamples']
 
 # %% ../../nbs/34_daebm.ipynb #f7f251c1
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class DAEBMConfig:
     buffer_size:int = 10_000
     reinit_prob:float = 0.          # DA-EBM is purely persistent
     level_move:str = 'gibbs'        # 'gibbs' (paper) or 'neighbour'
+    offset_rate:float = 0.          # gamma of the learned per-level energy offsets' update (`offset_step`; 0: none, as the paper)
     mh_start:int = 500              # iterations of ULA before MH is switched on
     adapt_every:int = 500           # step-size adaptation period (only once MH is on)
     adapt:str = 'band'              # step-size rule: 'band' (DA-EBM's) or 'log' (`samplers.adapt_step_log`, bounded)
@@ -101,6 +102,11 @@ DAEBM_PRESETS |= {
 }
 
 # %% ../../nbs/34_daebm.ipynb #8dfe45b2
+def _zero_offsets(module, state_dict, prefix, *args):
+    "A checkpoint without level offsets (written before they existed) loads with c = 0, which is what it was trained with."
+    k = prefix + 'offsets'
+    if k not in state_dict and prefix + 'step_table' in state_dict: state_dict[k] = torch.zeros_like(state_dict[prefix + 'step_table'])
+
 class DAEBM(Method):
     "Diffusion-assisted EBM: a joint U(x, t), trained by PCD with MALA-within-Gibbs chains over (x, t)."
     def __init__(self, cfg:DAEBMConfig):
@@ -117,6 +123,8 @@ class DAEBM(Method):
         self.register_buffer('it', torch.zeros((), dtype=torch.long))
         self.register_buffer('x_shift', torch.zeros(cfg.shape)); self.register_buffer('x_scale', torch.ones(()))
         self.register_buffer('jumps', torch.zeros(L, L, dtype=torch.long))   # level moves t -> t' of the negatives
+        self.register_buffer('offsets', torch.zeros(L))   # per-level energy offsets c_t (learned when `offset_rate` > 0)
+        self.register_load_state_dict_pre_hook(_zero_offsets)   # checkpoints from before the offsets: c = 0
         buf = PersistentBuffer.create(cfg.buffer_size, self.noise, L, 'uniform')
         self.register_buffer('buf_x', buf.x); self.register_buffer('buf_t', buf.level)
         self.meter = AcceptanceMeter(cfg.T + 1)
@@ -151,8 +159,8 @@ def to_data(self:DAEBM, z:Tensor)->Tensor:
 
 @patch
 def energy(self:DAEBM, x:Tensor, t)->Tensor:
-    "$U(x, t)$ in data coordinates, `(B,)`: the model's energy of the standardised point plus $D\\log\\sigma$ (the Jacobian)."
-    return self.E(self.to_model(x), t) + self.x_scale.log()*math.prod(self.cfg.shape)
+    "$U(x, t) + c_t$ in data coordinates, `(B,)`: the model's energy of the standardised point, the level's offset, plus $D\\log\\sigma$ (the Jacobian)."
+    return self.E(self.to_model(x), t) + self.offsets[t] + self.x_scale.log()*math.prod(self.cfg.shape)
 
 class Standardise(Callback):
     "Before a fresh run, record the training data's standardisation in the method (when its config asks for it)."
@@ -175,6 +183,17 @@ def positives(self:DAEBM, x0:Tensor)->tuple[Tensor, Tensor]:
     t = torch.randint(0, self.T + 1, (x0.shape[0],), device=x0.device)
     return (self.sched.q_sample(x0, t) if self.T else x0), t
 
+# %% ../../nbs/34_daebm.ipynb #ddbe4ab9
+def offset_step(c:Tensor,           # `(T+1,)` current level offsets (energy units)
+                freq:Tensor,        # `(T+1,)` the chains' estimated level marginal (sums to 1)
+                rate:float,         # gamma, nats per iteration per unit of log-frequency error
+                clip:float=3.,      # bound on the log-frequency error used in one step
+               )->Tensor:           # updated, centred offsets
+    "One stochastic-approximation step of the per-level energy offsets toward a uniform level marginal of the chains."
+    L = c.shape[0]; eps = 0.01/L
+    c = c + rate*((freq.to(c) + eps)/(1/L + eps)).log().clamp(-clip, clip)
+    return c - c.mean()
+
 # %% ../../nbs/34_daebm.ipynb #2c22d76b
 @patch
 def negatives(self:DAEBM, n:int)->tuple[Tensor, Tensor]:
@@ -183,7 +202,8 @@ def negatives(self:DAEBM, n:int)->tuple[Tensor, Tensor]:
     idx, x, t = buf.sample(n, c.reinit_prob)
     mh = bool(self.it >= c.mh_start)
     x, tn, st = mala_within_gibbs(self.E, x, t, self.T + 1, c.n_steps, self.step_table, mala=mh,
-                                  level_move=c.level_move, legacy_daebm_mh=c.legacy_mh)
+                                  level_move=c.level_move, log_weights=-self.offsets, legacy_daebm_mh=c.legacy_mh)
+    if c.offset_rate: self.offsets = offset_step(self.offsets, st.level_freq, c.offset_rate)
     buf.push(idx, x, tn); self._store(buf)
     self.jumps += torch.bincount(t*(self.T + 1) + tn, minlength=(self.T + 1)**2).view_as(self.jumps)
     if mh: self.meter.update(st, st.level)
@@ -241,7 +261,7 @@ def sample(self:DAEBM, n:int,           # chains
     out, trav = torch.full_like(x, math.nan), torch.full((n,), -1, dtype=torch.long, device=dev)
     count, active = torch.zeros(n, dtype=torch.long, device=dev), torch.arange(n, device=dev)
     for k in range(max_transitions):
-        xa, ta, _ = mala_within_gibbs(self.E, x[active], t[active], self.T + 1, K, self.step_table, mala=True,
+        xa, ta, _ = mala_within_gibbs(self.E, x[active], t[active], self.T + 1, K, self.step_table, mala=True, log_weights=-self.offsets,
                                       level_move=self.cfg.level_move, legacy_daebm_mh=self.cfg.legacy_mh)
         x[active], t[active] = xa, ta
         count[active] += (ta == 0).long()
@@ -260,8 +280,8 @@ def energy0(self:DAEBM, x:Tensor)->Tensor:
 # %% ../../nbs/34_daebm.ipynb #90753992
 @patch
 def free_energy(self:DAEBM, x:Tensor)->Tensor:
-    "$F(x) = -\\log\\sum_t e^{-U(x, t)}$, `(B,)` (all levels in one call)."
-    return -torch.logsumexp(-level_energies(self.E, self.to_model(x), self.T + 1), 1) + self.x_scale.log()*math.prod(self.cfg.shape)
+    "$F(x) = -\\log\\sum_t e^{-U(x, t) - c_t}$, `(B,)` (all levels in one call)."
+    return -torch.logsumexp(-level_energies(self.E, self.to_model(x), self.T + 1) - self.offsets, 1) + self.x_scale.log()*math.prod(self.cfg.shape)
 
 @patch
 def jump_matrix(self:DAEBM)->Tensor:
