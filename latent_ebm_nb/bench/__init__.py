@@ -141,7 +141,7 @@ def peak_rss_fresh(setup:str,           # Python source run first in a fresh int
     env = os.environ | {'OMP_NUM_THREADS': str(th)}
     r = subprocess.run([sys.executable, '-c', prog], capture_output=True, text=True, timeout=timeout, env=env)
     line = [l for l in r.stdout.splitlines() if l.startswith('PEAK ')]
-    if r.returncode or not line: raise RuntimeError(f"peak_rss_fresh: the child failed (rc {r.returncode}):\n{r.stderr[-2000:]}")
+    if r.returncode or not line: raise LebmError(f"peak_rss_fresh: the measuring process failed (rc {r.returncode}):\n{r.stderr[-2000:]}")
     return float(line[-1].split()[1])
 
 # %% ../../nbs/42_bench.ipynb #6e5ac8fc
