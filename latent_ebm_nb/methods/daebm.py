@@ -16,7 +16,7 @@ from ..trainer import Method, LRSchedule, Callback
 from ..nets import TimeGatedMLP, ResNetTemb, ACTIVATIONS
 
 # %% auto #0
-__all__ = ['DAEBM_PRESETS', 'DAEBMConfig', 'DAEBM', 'Standardise', 'offset_step', 'DAEBMSamples']
+__all__ = ['DAEBM_PRESETS', 'DAEBMConfig', 'DAEBM', 'Standardise', 'DataBuffer', 'offset_step', 'DAEBMSamples']
 
 # %% ../../nbs/34_daebm.ipynb #f7f251c1
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class DAEBMConfig:
     init_s2:float = 0.01            # flat initial step variance (images; with b_factor None)
     s0:float|None = None            # a fixed initial step size at every level (the T = 0 baselines)
     buffer_size:int = 10_000
+    buffer_init:str = 'noise'       # 'noise' (paper: N(0, I) states) or 'data' (training data noised to each slot's level, at a fresh start)
     reinit_prob:float = 0.          # DA-EBM is purely persistent
     level_move:str = 'gibbs'        # 'gibbs' (paper) or 'neighbour'
     offset_rate:float = 0.          # gamma of the learned per-level energy offsets' update (`offset_step`; 0: none, as the paper)
@@ -58,7 +59,8 @@ class DAEBMConfig:
     batch_size:int = 100            # the paper's batch (the Trainer's batch decides; kept for run notebooks)
     steps:int = 100_000             # the paper's length of training (for run notebooks)
     CHOICES = dict(schedule=tuple(BETA_SCHEDULES), net=('mlp', 'resnet'), act=ACTIVATIONS,
-                   level_move=('gibbs', 'neighbour'), adapt=('band', 'log'))   # fixed choices (a class attribute, not a field), checked by `make_config`
+                   level_move=('gibbs', 'neighbour'), adapt=('band', 'log'),
+                   buffer_init=('noise', 'data'))   # fixed choices (a class attribute, not a field), checked by `make_config`
 
 DAEBM_PRESETS = {
     # the published toy run (script_toy.sh): 200 epochs of 500 iterations, lr drops at epochs 140/160/180
@@ -91,11 +93,12 @@ DAEBM_PRESETS |= {
                                act='silu', b_factor=None, init_s2=0.01, n_steps=40, buffer_size=50_000,
                                mh_start=6_000, adapt_every=100, lr=1e-5, lr_warmup=6_000,
                                lr_milestones=(72_000, 96_000), batch_size=200, steps=120_000),
-    # ... and a CPU-sized one: width 8, T = 10 levels over the same noise range, K = 10, ten minutes on two cores
-    'mnist_cpu': DAEBMConfig(shape=(1, 28, 28), T=10, beta_start=2e-3, beta_end=1e-1, net='resnet', ch=8,
-                             act='silu', b_factor=None, init_s2=0.01, n_steps=10, buffer_size=5_000,
-                             mh_start=200, adapt_every=50, lr=1e-4, lr_warmup=100, lr_milestones=(1_500,),
-                             batch_size=32, steps=2_000),
+    # ... and a CPU-sized one: width 8, T = 10 levels reaching the paper's top noise (sigma_bar_T 0.96; the paper's 0.97), K = 10,
+    # learned level offsets, a buffer started from noised data, steps tied to sigma_t and capped at the paper's 0.1, MH from the start
+    'mnist_cpu': DAEBMConfig(shape=(1, 28, 28), T=10, beta_start=2e-3, beta_end=0.17, net='resnet', ch=8,
+                             act='silu', b_factor=0.1, n_steps=10, buffer_size=5_000, buffer_init='data',
+                             mh_start=0, adapt='log', adapt_every=1, max_step=0.1, energy_reg=1e-4, offset_rate=0.5,
+                             lr=3e-5, lr_warmup=100, lr_milestones=(1_500,), batch_size=32, steps=2_000),
     'tiny_image': DAEBMConfig(shape=(1, 28, 28), T=3, net='resnet', ch=4, ch_mult=(1, 2), act='silu', b_factor=None,
                               n_steps=2, buffer_size=64, mh_start=2, adapt_every=2, lr=1e-4, lr_warmup=1,
                               lr_milestones=(), batch_size=8, steps=4),
@@ -132,7 +135,7 @@ class DAEBM(Method):
 
     def optimizers(self): return {'opt': self.opt}
     def ddp_modules(self): return ['E']
-    def callbacks(self): return [LRSchedule(self.cfg.lr_warmup, self.cfg.lr_milestones), Standardise()]
+    def callbacks(self): return [LRSchedule(self.cfg.lr_warmup, self.cfg.lr_milestones), Standardise(), DataBuffer()]
     @property
     def T(self)->int: return self.cfg.T
     def noise(self, n:int)->Tensor:
@@ -168,6 +171,12 @@ class Standardise(Callback):
     def before_fit(self, tr):
         if tr.step == 0 and tr.method.cfg.standardise: tr.method.set_standardisation(tr.sampler.data)
 
+class DataBuffer(Callback):
+    "Before a fresh run with `buffer_init='data'`, fill the buffer with training data noised to each slot's level."
+    order = 6   # after `Standardise`: the buffer lives in model coordinates
+    def before_fit(self, tr):
+        if tr.step == 0 and tr.method.cfg.buffer_init == 'data': tr.method.init_buffer_from(tr.sampler.data)
+
 # %% ../../nbs/34_daebm.ipynb #aa74be56
 @patch(as_prop=True)
 def buffer(self:DAEBM)->PersistentBuffer:
@@ -182,6 +191,13 @@ def positives(self:DAEBM, x0:Tensor)->tuple[Tensor, Tensor]:
     "Diffusion data: `x0` noised to uniform random levels, `(B, d)` and `(B,)`."
     t = torch.randint(0, self.T + 1, (x0.shape[0],), device=x0.device)
     return (self.sched.q_sample(x0, t) if self.T else x0), t
+
+@patch
+def init_buffer_from(self:DAEBM, data:Tensor):
+    "Fill every buffer slot with a random data point (data coordinates) noised to the slot's level, $q(x_t \\mid x_0)$."
+    idx = torch.randint(0, len(data), (len(self.buf_t),))
+    x0 = self.to_model(data[idx].to(self.buf_x.device, torch.float32))
+    self.buf_x = self.sched.q_sample(x0, self.buf_t) if self.T else x0
 
 # %% ../../nbs/34_daebm.ipynb #ddbe4ab9
 def offset_step(c:Tensor,           # `(T+1,)` current level offsets (energy units)
