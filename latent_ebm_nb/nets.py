@@ -9,6 +9,7 @@ from typing import Callable
 from torch import nn, Tensor
 import torch.nn.functional as F
 from .core import LebmError
+from .generators import gen_autocast
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'timestep_embedding', 'kaiming_init', 'TimeGatedMLP', 'act_and_grad', 'ResNetTemb']
@@ -129,10 +130,12 @@ class ResNetTemb(nn.Module):
                  ch:int=128,                   # base width (paper 128)
                  ch_mult:tuple=(1, 2, 2, 2),   # width multiplier per resolution level (32, 16, 8, 4)
                  n_res:int=1,                  # residual blocks per resolution level
-                 act:str='silu'):
+                 act:str='silu',
+                 precision:str='fp32',         # convolutions in 'fp32', 'bf16' (autocast) or 'auto'; the readout is always fp32
+                ):
         super().__init__()
         if act not in _ACTS: raise LebmError(f"unknown activation {act!r}; valid: {', '.join(_ACTS)}")
-        self.n_levels, self.act, d = n_levels, _ACTS[act](), 4*ch
+        self.n_levels, self.act, self.precision, d = n_levels, _ACTS[act](), precision, 4*ch
         self.register_buffer('sincos', timestep_embedding(torch.arange(n_levels), ch), persistent=False)
         self.temb = nn.Sequential(nn.Linear(ch, d), _ACTS[act](), nn.Linear(d, d))
         self.conv_in = nn.Conv2d(in_ch, ch, 3, padding=3)
@@ -143,20 +146,32 @@ class ResNetTemb(nn.Module):
         self.readout = nn.Linear(d, c)
         kaiming_init(self, act)
 
+    def _stem(self, x:Tensor)->tuple[Tensor, Tensor]:
+        "The level-independent start: the first block's first conv and shortcut of the input conv's output."
+        h = self.conv_in(x); b = self.blocks[0]
+        return b.c1(b.act(h)), b.skip(h)
+
+    def _rest(self, stem:tuple, e:Tensor)->Tensor:
+        "The level-dependent rest from the stem and level embeddings `e` (`(B, d)`, or `(1, d)` for one level): `(B,)` energies."
+        (c1, skip), b = stem, self.blocks[0]
+        h = skip + b.c2(b.act(c1 + b.temb(b.act(e))[:, :, None, None]))
+        for i, blk in enumerate(self.blocks[1:], 1):
+            if i % self.n_res == 0: h = F.avg_pool2d(h, 2)
+            h = blk(h, e)
+        with torch.autocast(h.device.type, enabled=False):   # the readout in fp32 whatever the convolutions ran in
+            h = self.act(h.float()).sum((2, 3))
+            return (h * self.readout(self.act(e.float()))).sum(1)
+
     def forward(self, x:Tensor,       # `(B, C, 28, 28)`
                 t:Tensor|int,         # `(B,)` long levels, or one int
                )->Tensor:             # `(B,)` energies
         if not torch.is_tensor(t): t = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        e = self.temb(self.sincos[t])
-        h = self.conv_in(x)
-        for i, blk in enumerate(self.blocks):
-            if i and i % self.n_res == 0: h = F.avg_pool2d(h, 2)
-            h = blk(h, e)
-        h = self.act(h).sum((2, 3))
-        return (h * self.readout(self.act(e))).sum(1)
+        with gen_autocast(self.precision, x.device.type):
+            return self._rest(self._stem(x), self.temb(self.sincos[t]))
 
     def all_levels(self, x:Tensor)->Tensor:
-        "`(B, T+1)` energies of every level: the batch tiled over the levels, one forward."
-        B, L = x.shape[0], self.n_levels
-        t = torch.arange(L, device=x.device).repeat(B)
-        return self(x.repeat_interleave(L, 0), t).view(B, L)
+        "`(B, T+1)` energies of every level: the stem once, then the rest level by level (the peak memory of one batch)."
+        with gen_autocast(self.precision, x.device.type):
+            stem, E = self._stem(x), self.temb(self.sincos)
+            return torch.stack([self._rest(stem, E[t:t+1]) for t in range(self.n_levels)], 1)
+

@@ -6,6 +6,7 @@ import torch
 from torch import nn, Tensor
 from . import register_bench, BenchResult, time_fn, peak_rss_fresh
 from ..methods import get_method
+from ..generators import native_bf16
 
 # %% auto #0
 __all__ = ['VARIANTS', 'LoopLevels', 'AutogradOnly', 'bench_daebm']
@@ -27,12 +28,13 @@ class AutogradOnly(nn.Module):
 
 VARIANTS = {'reference': lambda E: LoopLevels(E), 'autograd': AutogradOnly, 'ours': lambda E: E}
 
-def _models(preset:str, **kw)->dict:
-    "The three versions of one model: same weights, buffer and step sizes."
+def _models(preset:str, bf16:bool=False, **kw)->dict:
+    "The versions of one model, same weights, buffer and step sizes; `bf16` adds 'ours bf16' (the image net's convolutions in bf16)."
     spec = get_method('daebm')
     ms = {k: spec.build(spec.config(preset, mh_start=0, **kw)) for k in VARIANTS}
+    if bf16: ms['ours bf16'] = spec.build(spec.config(preset, mh_start=0, precision='bf16', **kw))
     for k, m in ms.items():
-        m.load_state_dict(ms['ours'].state_dict()); m.E = VARIANTS[k](m.E)
+        m.load_state_dict(ms['ours'].state_dict()); m.E = VARIANTS.get(k, VARIANTS['ours'])(m.E)
     return ms
 
 def _time_row(ms:dict, x0:Tensor, reps:int)->tuple[dict, dict]:
@@ -58,16 +60,18 @@ def bench_daebm(quick:bool=False, Ts:tuple=(6, 20, 50), n_steps:int=40, preset:s
     if image_preset and not quick: cases.append(('image', image_preset, {}, img))
     rows, summary = [], {}
     for name, pre, kw, xs in cases:
-        ms, x0 = _models(pre, **kw), eval(xs)
-        setup = (f'torch.manual_seed(0)\nfrom latent_ebm_nb.bench.daebm import _models\nm = _models({pre!r}, **{kw!r})[KEY]\n'
+        bf16 = name == 'image' and native_bf16('cpu')   # bf16 only where the CPU runs it natively (27x slower without, issue 17)
+        ms, x0 = _models(pre, bf16=bf16, **kw), eval(xs)
+        setup = (f'torch.manual_seed(0)\nfrom latent_ebm_nb.bench.daebm import _models\nm = _models({pre!r}, bf16={bf16}, **{kw!r})[KEY]\n'
                  f'x0 = {xs}\nf = lambda: m.train_step(x0)')
         mem = {k: peak_rss_fresh(setup.replace('KEY', repr(k)), calls=1 if quick else 2) if memory else float('nan') for k in ms}
         it, gl = _time_row(ms, x0, 2 if quick else (5 if name == 'image' else 15))
         c = ms['ours'].cfg
         rows.append(dict(case=name, T=c.T, K=c.n_steps, batch=len(x0), **{f'{k} it/s': 1/v for k, v in it.items()},
-                         **{f'{k} speed-up': it['reference']/it[k] for k in ('autograd', 'ours')},
+                         **{f'{k} speed-up': it['reference']/it[k] for k in ms if k != 'reference'},
                          **{'level-move speed-up': gl['reference']/gl['ours']}, **{f'{k} peak MiB': mem[k] for k in ms}))
         summary[f'iteration speed-up {name}'] = it['reference']/it['ours']
+        if bf16: summary['image bf16 / fp32 iteration time'] = it['ours bf16']/it['ours']
     return BenchResult('daebm', rows, [f'toy preset {preset} (batch {batch_size}, K = {n_steps}), image preset {image_preset}; '
                                        f'median of interleaved iterations; speed-ups against the reference version; '
                                        f'threads {torch.get_num_threads()}',

@@ -10,13 +10,15 @@ from torch import nn, Tensor
 from fastcore.basics import patch
 from ..core import LebmError
 from ..schedules import Schedule, BETA_SCHEDULES
-from ..samplers import AcceptanceMeter, adapt_step_band, adapt_step_log, langevin
-from ..levels import PersistentBuffer, mala_within_gibbs, level_energies
+from ..samplers import AcceptanceMeter, adapt_step_band, adapt_step_log, langevin, Trajectory
+from ..levels import PersistentBuffer, mala_within_gibbs, level_energies, level_conditional
 from ..trainer import Method, LRSchedule, Callback
 from ..nets import TimeGatedMLP, ResNetTemb, ACTIVATIONS
+from ..generators import PRECISIONS
 
 # %% auto #0
-__all__ = ['DAEBM_PRESETS', 'DAEBMConfig', 'DAEBM', 'Standardise', 'DataBuffer', 'offset_step', 'DAEBMSamples']
+__all__ = ['DAEBM_PRESETS', 'REFERENCES', 'DAEBMConfig', 'DAEBM', 'Standardise', 'DataBuffer', 'offset_step', 'TiltedEnergy',
+           'FitReference', 'DAEBMSamples', 'AnnealedSamples']
 
 # %% ../../nbs/34_daebm.ipynb #f7f251c1
 @dataclass(frozen=True)
@@ -33,12 +35,13 @@ class DAEBMConfig:
     ch:int = 128                    # resnet base width
     ch_mult:tuple = (1, 2, 2, 2)    # resnet width multipliers per resolution
     act:str = 'softplus'
+    precision:str = 'fp32'          # image net's convolutions: 'fp32', 'bf16' (autocast) or 'auto' (bf16 where native); energies stay fp32
     n_steps:int = 40                # K Langevin steps per MGMS transition
     b_factor:float|None = 0.1       # initial step sizes s_t = b sigma_t (s_0 := s_1); None: flat s_t^2 = init_s2
     init_s2:float = 0.01            # flat initial step variance (images; with b_factor None)
     s0:float|None = None            # a fixed initial step size at every level (the T = 0 baselines)
     buffer_size:int = 10_000
-    buffer_init:str = 'noise'       # 'noise' (paper: N(0, I) states) or 'data' (training data noised to each slot's level, at a fresh start)
+    buffer_init:str = 'noise'       # 'noise' (paper: N(0, I) states), 'data' (training data noised to each slot's level) or 'reference' (the energy's reference at it)
     reinit_prob:float = 0.          # DA-EBM is purely persistent
     level_move:str = 'gibbs'        # 'gibbs' (paper) or 'neighbour'
     offset_rate:float = 0.          # gamma of the learned per-level energy offsets' update (`offset_step`; 0: none, as the paper)
@@ -51,6 +54,9 @@ class DAEBMConfig:
     max_step:float|None = None      # cap on the adapted step sizes (None: none, as the paper; model units)
     standardise:bool = False        # train on (x - mean)/std of the data (one scalar std), recorded in the model
     energy_reg:float = 0.           # alpha of alpha * mean(U^2) over positives and negatives (0: none, as the paper)
+    reference:str = 'none'          # 'none' (paper), 'gaussian' or 'diagonal': U = c_t f + R_t, R_t the diffused Gaussian fit of the data (`TiltedEnergy`)
+    precondition:bool = False       # c_t = (sbar_T / max(sbar_t, floor))^2 with the loss on f (per-level weights 1/c_t); False: c_t = 1
+    precondition_floor:float = 0.   # the floor on sbar_t in c_t (0: sbar_1, so c_0 = c_1)
     legacy_mh:bool = False          # DA-EBM's published (biased) MH ratio, for reproduction only
     lr:float = 5e-4
     beta1:float = 0.                # Adam beta1 (beta2 = 0.999)
@@ -60,7 +66,7 @@ class DAEBMConfig:
     steps:int = 100_000             # the paper's length of training (for run notebooks)
     CHOICES = dict(schedule=tuple(BETA_SCHEDULES), net=('mlp', 'resnet'), act=ACTIVATIONS,
                    level_move=('gibbs', 'neighbour'), adapt=('band', 'log'),
-                   buffer_init=('noise', 'data'))   # fixed choices (a class attribute, not a field), checked by `make_config`
+                   buffer_init=('noise', 'data', 'reference'), reference=('none', 'diagonal', 'gaussian'), precision=PRECISIONS)   # fixed choices (a class attribute, not a field), checked by `make_config`
 
 DAEBM_PRESETS = {
     # the published toy run (script_toy.sh): 200 epochs of 500 iterations, lr drops at epochs 140/160/180
@@ -118,8 +124,11 @@ class DAEBM(Method):
         self.cfg, L = cfg, cfg.T + 1
         # T = 0 is the plain EBM: no schedule, the data are the positives, one level
         self.sched = Schedule.named(cfg.schedule, cfg.T, cfg.beta_start, cfg.beta_end) if cfg.T else None
-        self.E = (TimeGatedMLP(L, cfg.shape[0], cfg.width, cfg.emb, cfg.act) if cfg.net == 'mlp' else
-                  ResNetTemb(L, cfg.shape[0], cfg.ch, cfg.ch_mult, act=cfg.act))
+        net = (TimeGatedMLP(L, cfg.shape[0], cfg.width, cfg.emb, cfg.act) if cfg.net == 'mlp' else
+               ResNetTemb(L, cfg.shape[0], cfg.ch, cfg.ch_mult, act=cfg.act, precision=cfg.precision))
+        tilted = cfg.reference != 'none' or cfg.precondition   # U = c_t f + R_t (`TiltedEnergy`) instead of U = f
+        self.E = (TiltedEnergy(net, self.sched, cfg.shape, cfg.reference,
+                               cfg.precondition, floor=cfg.precondition_floor) if tilted else net)
         if cfg.s0 is not None or not cfg.T: steps = torch.full((L,), cfg.s0 or 0.05)
         else: steps = self.sched.daebm_step_sizes(cfg.b_factor, cfg.init_s2).float()
         self.register_buffer('step_table', steps)
@@ -135,11 +144,12 @@ class DAEBM(Method):
 
     def optimizers(self): return {'opt': self.opt}
     def ddp_modules(self): return ['E']
-    def callbacks(self): return [LRSchedule(self.cfg.lr_warmup, self.cfg.lr_milestones), Standardise(), DataBuffer()]
+    def callbacks(self): return [LRSchedule(self.cfg.lr_warmup, self.cfg.lr_milestones), Standardise(), DataBuffer(), FitReference()]
     @property
     def T(self)->int: return self.cfg.T
     def noise(self, n:int)->Tensor:
-        "`n` chain starts $x \\sim \\mathcal N(0, I)$ of the data's shape (model coordinates)."
+        "`n` fresh chain starts (model coordinates): the energy's reference at level T if it has one, else $x \\sim \\mathcal N(0, I)$."
+        if getattr(self.E, 'reference', 'none') != 'none': return self.E.ref_sample(n, self.T)   # a `TiltedEnergy` (below)
         dev = self.step_table.device if hasattr(self, 'step_table') else 'cpu'
         return torch.randn(n, *self.cfg.shape, device=dev)
 
@@ -172,10 +182,12 @@ class Standardise(Callback):
         if tr.step == 0 and tr.method.cfg.standardise: tr.method.set_standardisation(tr.sampler.data)
 
 class DataBuffer(Callback):
-    "Before a fresh run with `buffer_init='data'`, fill the buffer with training data noised to each slot's level."
-    order = 6   # after `Standardise`: the buffer lives in model coordinates
+    "Before a fresh run, fill the buffer: `buffer_init='data'`, training data noised to each slot's level; 'reference', the energy's reference at it."
+    order = 7   # after `Standardise` and `FitReference`: the buffer lives in model coordinates
     def before_fit(self, tr):
-        if tr.step == 0 and tr.method.cfg.buffer_init == 'data': tr.method.init_buffer_from(tr.sampler.data)
+        if tr.step: return
+        if tr.method.cfg.buffer_init == 'data': tr.method.init_buffer_from(tr.sampler.data)
+        elif tr.method.cfg.buffer_init == 'reference': tr.method.init_buffer_from_reference()
 
 # %% ../../nbs/34_daebm.ipynb #aa74be56
 @patch(as_prop=True)
@@ -199,6 +211,17 @@ def init_buffer_from(self:DAEBM, data:Tensor):
     x0 = self.to_model(data[idx].to(self.buf_x.device, torch.float32))
     self.buf_x = self.sched.q_sample(x0, self.buf_t) if self.T else x0
 
+@patch
+def init_buffer_from_reference(self:DAEBM):
+    "Fill every buffer slot with a draw from the energy's Gaussian reference at the slot's level (`TiltedEnergy.ref_sample`)."
+    if not (isinstance(self.E, TiltedEnergy) and self.E.reference != 'none'):
+        raise LebmError("buffer_init='reference' needs an energy with a reference: set reference='gaussian' or 'diagonal'")
+    x = torch.empty_like(self.buf_x)
+    for t in range(self.T + 1):
+        k = self.buf_t == t
+        if k.any(): x[k] = self.E.ref_sample(int(k.sum()), t)
+    self.buf_x = x
+
 # %% ../../nbs/34_daebm.ipynb #ddbe4ab9
 def offset_step(c:Tensor,           # `(T+1,)` current level offsets (energy units)
                 freq:Tensor,        # `(T+1,)` the chains' estimated level marginal (sums to 1)
@@ -209,6 +232,85 @@ def offset_step(c:Tensor,           # `(T+1,)` current level offsets (energy uni
     L = c.shape[0]; eps = 0.01/L
     c = c + rate*((freq.to(c) + eps)/(1/L + eps)).log().clamp(-clip, clip)
     return c - c.mean()
+
+# %% ../../nbs/34_daebm.ipynb #c1479df3
+REFERENCES = ('none', 'diagonal', 'gaussian')
+
+class TiltedEnergy(nn.Module):
+    "$U(x, t) = c_t\\,f_\\theta(x, t) + R_t(x)$: a network's tilt of a per-level reference, the diffused Gaussian fit of the data."
+    def __init__(self, f:nn.Module,          # the network $f_\theta(x, t)$, `(B,)`, with `n_levels` and `all_levels`
+                 sched:Schedule|None,        # the noise levels (None: one level, the data itself)
+                 shape:tuple,                # one data point's shape
+                 reference:str='gaussian',   # $R_t$: 'gaussian' (the data's covariance), 'diagonal' (per-element variances) or 'none' ($U = c_t f$)
+                 precondition:bool=True,     # $c_t = (\bar\sigma_T/\max(\bar\sigma_t, \sigma_\min))^2$ (False: $c_t = 1$)
+                 floor:float=0.,             # $\sigma_\min$ of the preconditioner (at least $\bar\sigma_1$, so that $c_0 = c_1$)
+                 var_floor:float=1e-2,       # lower bound on the reference's variances (eigenvalues)
+                 zero_init:bool=True,        # zero the network's last layer: the model starts as the reference itself
+                ):
+        super().__init__()
+        if reference not in REFERENCES: raise LebmError(f"reference must be one of {', '.join(REFERENCES)}, got {reference!r}")
+        self.f, self.n_levels, self.reference, self.var_floor, self.shape = f, f.n_levels, reference, var_floor, tuple(shape)
+        ab, sb2 = (sched.alpha_bar.float(), sched.sigma_bar.float()**2) if sched is not None else (torch.ones(1), torch.zeros(1))
+        self.register_buffer('alpha_bar', ab); self.register_buffer('sigma_bar2', sb2)
+        lo = max(sb2[1].item(), floor**2) if len(ab) > 1 else 1.
+        self.register_buffer('c', sb2[-1]/sb2.clamp_min(lo) if precondition and len(ab) > 1 else torch.ones_like(ab))
+        D = math.prod(shape)
+        self.register_buffer('mean', torch.zeros(D)); self.register_buffer('eig', torch.ones(D))   # mean, variances along the axes
+        self.register_buffer('basis', torch.eye(D) if reference == 'gaussian' else torch.zeros(0))  # the axes (columns; 'gaussian')
+        last = getattr(f, 'readout', None) or getattr(f, 'out', None)   # `ResNetTemb`'s readout, `TimeGatedMLP`'s output layer
+        if zero_init and last is not None: nn.init.zeros_(last.weight); nn.init.zeros_(last.bias)
+
+    def set_reference(self, data:Tensor):
+        "Fit the reference to `data` `(N, ...)` (model coordinates): mean, and covariance eigenpairs or variances (floored)."
+        d = data.detach().flatten(1).to(self.mean.device, torch.float64)
+        m = d.mean(0); self.mean = m.float()
+        if self.reference == 'gaussian':
+            ev, U = torch.linalg.eigh((d - m).T @ (d - m)/(len(d) - 1))
+            self.eig, self.basis = ev.clamp_min(self.var_floor).float(), U.float()
+        else: self.eig = d.var(0).clamp_min(self.var_floor).float()
+
+    def _ref(self, x:Tensor, ab:Tensor, sb2:Tensor)->Tensor:
+        "$-\\log\\mathcal N(x; \\sqrt{\\bar\\alpha}\\,m, \\bar\\alpha\\Sigma + \\bar\\sigma^2 I)$ in the reference's axes; `ab`, `sb2` broadcast against `(B, [L,] D)`."
+        z, m = (x.flatten(1) @ self.basis, self.mean @ self.basis) if self.reference == 'gaussian' else (x.flatten(1), self.mean)
+        if ab.ndim == 3: z = z[:, None]
+        v = ab*self.eig + sb2
+        return (0.5*(z - ab.sqrt()*m).square()/v + 0.5*torch.log(2*math.pi*v)).sum(-1)
+
+    def ref_energy(self, x:Tensor, t:Tensor)->Tensor:
+        "$R_t(x) = -\\log\\mathcal N(x;\\ \\sqrt{\\bar\\alpha_t}\\,m,\\ \\bar\\alpha_t\\Sigma + \\bar\\sigma_t^2 I)$, `(B,)` for levels `t` `(B,)`."
+        return self._ref(x, self.alpha_bar[t][:, None], self.sigma_bar2[t][:, None])
+
+    def ref_all(self, x:Tensor)->Tensor:
+        "`(B, T+1)`: $R_t(x)$ at every level."
+        return self._ref(x, self.alpha_bar[None, :, None], self.sigma_bar2[None, :, None])
+
+    def ref_sample(self, n:int, t:int)->Tensor:
+        "`n` draws from the level-`t` reference."
+        ab = self.alpha_bar[t]
+        e = torch.randn(n, len(self.mean), device=self.mean.device)*(ab*self.eig + self.sigma_bar2[t]).sqrt()
+        return (ab.sqrt()*self.mean + (e @ self.basis.T if self.reference == 'gaussian' else e)).view(n, *self.shape)
+
+    def forward(self, x:Tensor, t:Tensor|int,
+                tilt_only:bool=False,    # return $f_\theta(x, t)$ alone (the training loss's per-level weighting)
+               )->Tensor:                # `(B,)`
+        if not torch.is_tensor(t): t = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+        f = self.f(x, t)
+        if tilt_only: return f
+        return self.c[t]*f + self.ref_energy(x, t) if self.reference != 'none' else self.c[t]*f
+
+    def all_levels(self, x:Tensor)->Tensor:
+        "`(B, T+1)` energies of every level (the network's own `all_levels`, the reference at every level)."
+        u = self.f.all_levels(x)*self.c
+        return u + self.ref_all(x) if self.reference != 'none' else u
+
+
+# %% ../../nbs/34_daebm.ipynb #ef763d9a
+class FitReference(Callback):
+    "Before a fresh run, fit the energy's Gaussian reference to the training data (model coordinates), when it has one."
+    order = 6   # after `Standardise`
+    def before_fit(self, tr):
+        m = tr.method
+        if tr.step == 0 and isinstance(m.E, TiltedEnergy) and m.E.reference != 'none': m.E.set_reference(m.to_model(tr.sampler.data))
 
 # %% ../../nbs/34_daebm.ipynb #2c22d76b
 @patch
@@ -247,7 +349,8 @@ def train_step(self:DAEBM, x0:Tensor)->dict[str, Tensor]:
     c, B, it = self.cfg, x0.shape[0], int(self.it)
     xp, tp = self.positives(self.to_model(x0))
     xn, tn = self.negatives(B)
-    e = self.dp('E')(torch.cat([xp, xn]), torch.cat([tp, tn]))   # one forward: DDP needs one per backward
+    kw = dict(tilt_only=True) if c.precondition else {}          # preconditioned: the loss on f, per-level weights 1/c_t
+    e = self.dp('E')(torch.cat([xp, xn]), torch.cat([tp, tn]), **kw)   # one forward: DDP needs one per backward
     en_pos, en_neg = e[:B].mean(), e[B:].mean()
     loss = en_pos - en_neg
     self.update(self.opt, loss + c.energy_reg*e.pow(2).mean() if c.energy_reg else loss)
@@ -286,6 +389,38 @@ def sample(self:DAEBM, n:int,           # chains
         active = active[~done]
         if len(active) == 0: break
     return DAEBMSamples(self.to_data(out), trav, self.to_data(x), t)
+
+# %% ../../nbs/34_daebm.ipynb #f4980d04
+class AnnealedSamples(NamedTuple):
+    "Annealed-descent samples and the MALA acceptance at each level."
+    x:Tensor         # `(n, ...)` level-0 states, data coordinates
+    accept:Tensor    # `(T+1,)` mean acceptance at each level (index t)
+
+@patch
+def sample_annealed(self:DAEBM, n:int,                   # chains
+                    steps_per_level:int|None=None,       # MALA steps at each level (default: the training K)
+                    mala:bool=True,                      # MH correction (False: ULA)
+                    traj:Trajectory|None=None,           # records the chains (model coordinates; levels in `traj.level`)
+                   )->AnnealedSamples:
+    "Generation by annealed descent: chains from the top level's reference (or N(0, I)), `steps_per_level` MALA steps at each level T, ..., 0."
+    K = steps_per_level or self.cfg.n_steps
+    x = self.noise(n)
+    acc = torch.zeros(self.T + 1, device=x.device)
+    for t in range(self.T, -1, -1):
+        lv = torch.full((n,), t, dtype=torch.long, device=x.device)
+        x, st = langevin(self.E, x, K, self.step_table[t], mala=mala, level=lv, traj=traj)
+        acc[t] = st.rate.mean()
+    return AnnealedSamples(self.to_data(x), acc)
+
+@patch
+@torch.no_grad()
+def level_confusion(self:DAEBM, x0:Tensor,   # clean data `(n, ...)`, data coordinates
+                   )->Tensor:                # `(T+1, T+1)`: row t is the mean over x0 of p(t' | x_t), x_t ~ q(x_t | x0)
+    "The model's level posterior on noised data: a diagonal matrix means levels the Gibbs move cannot mix."
+    z, L = self.to_model(x0), self.T + 1
+    rows = [level_conditional(self.E, self.sched.q_sample(z, torch.full((len(z),), t, device=z.device)) if t else z, L,
+                              -self.offsets).exp().mean(0) for t in range(L)]
+    return torch.stack(rows)
 
 # %% ../../nbs/34_daebm.ipynb #7d2a716b
 @patch
