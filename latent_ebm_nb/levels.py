@@ -11,7 +11,7 @@ from .core import LebmError, per_sample
 from .samplers import langevin, level_step_size, accept_by_level, Trajectory, LangevinStats
 
 # %% auto #0
-__all__ = ['level_energies', 'level_conditional', 'gibbs_level', 'neighbour_level', 'SwapStats', 'tempered_energy',
+__all__ = ['LEVEL_MOVES', 'level_energies', 'level_conditional', 'gibbs_level', 'neighbour_level', 'SwapStats', 'tempered_energy',
            'replica_swap', 'replica_exchange', 'PersistentBuffer', 'MGMSStats', 'mala_within_gibbs', 'recovery_energy',
            'recovery_conditional', 'recovery_sample']
 
@@ -184,24 +184,26 @@ class MGMSStats(NamedTuple):
                                   # chains for a Gibbs move (Rao-Blackwellised), the new levels' histogram for a neighbour move
 
 # %% ../nbs/12_levels.ipynb #e2b637b8
+LEVEL_MOVES = ('gibbs', 'neighbour', 'none')
+
 def mala_within_gibbs(energy_fn:Callable,  # `energy_fn(x, t) -> (B,)`
                       x:Tensor, t:Tensor,  # `(B, ...)` states and `(B,)` long levels
                       n_levels:int,        # T+1
                       n_steps:int,         # K Langevin steps on x | t
                       step_table:Tensor,   # `(T+1,)` per-level step sizes s_t
                       mala:bool=True,      # MH correction (DA-EBM switches it on after a warm-up)
-                      level_move:str='gibbs', # 'gibbs' or 'neighbour'
+                      level_move:str='gibbs', # 'gibbs', 'neighbour' or 'none' (the levels stay: per-level chains)
                       log_weights:Tensor|None=None, legacy_daebm_mh:bool=False, traj:Trajectory|None=None,
                       compile:bool=False,  # compiled Langevin steps (`samplers.langevin`)
                      )->tuple[Tensor, Tensor, MGMSStats]: # new x, new t, stats
     "One MGMS transition: K MALA steps on x given t, then a level move."
-    if level_move not in ('gibbs', 'neighbour'): raise LebmError(f"level_move must be 'gibbs' or 'neighbour', got {level_move!r}")
+    if level_move not in LEVEL_MOVES: raise LebmError(f"level_move must be one of {', '.join(LEVEL_MOVES)}, got {level_move!r}")
     x, st = langevin(energy_fn, x, n_steps, level_step_size(step_table, t), mala=mala, level=t,
                      legacy_daebm_mh=legacy_daebm_mh, traj=traj, compile=compile)
     if level_move == 'gibbs':
         tn, p = gibbs_level(energy_fn, x, n_levels, log_weights, return_probs=True); freq = p.mean(0)
     else:
-        tn, _ = neighbour_level(energy_fn, x, t, n_levels, log_weights, energy=st.energy)
+        tn = neighbour_level(energy_fn, x, t, n_levels, log_weights, energy=st.energy)[0] if level_move == 'neighbour' else t
         freq = torch.bincount(tn, minlength=n_levels).to(x.dtype) / len(tn)
     return x, tn, MGMSStats(st.accepted, n_steps, t, tn, freq)
 

@@ -11,14 +11,14 @@ from fastcore.basics import patch
 from ..core import LebmError
 from ..schedules import Schedule, BETA_SCHEDULES
 from ..samplers import AcceptanceMeter, adapt_step_band, adapt_step_log, langevin, Trajectory
-from ..levels import PersistentBuffer, mala_within_gibbs, level_energies, level_conditional
+from ..levels import PersistentBuffer, mala_within_gibbs, level_energies, level_conditional, LEVEL_MOVES
 from ..trainer import Method, LRSchedule, Callback
 from ..nets import TimeGatedMLP, ResNetTemb, ACTIVATIONS
 from ..generators import PRECISIONS
 
 # %% auto #0
-__all__ = ['DAEBM_PRESETS', 'REFERENCES', 'DAEBMConfig', 'DAEBM', 'Standardise', 'DataBuffer', 'offset_step', 'TiltedEnergy',
-           'FitReference', 'DAEBMSamples', 'AnnealedSamples']
+__all__ = ['DAEBM_PRESETS', 'REFERENCES', 'DAEBMConfig', 'TiltedEnergy', 'FitReference', 'DAEBM', 'Standardise', 'DataBuffer',
+           'offset_step', 'DAEBMSamples', 'AnnealedSamples']
 
 # %% ../../nbs/34_daebm.ipynb #f7f251c1
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class DAEBMConfig:
     buffer_size:int = 10_000
     buffer_init:str = 'noise'       # 'noise' (paper: N(0, I) states), 'data' (training data noised to each slot's level) or 'reference' (the energy's reference at it)
     reinit_prob:float = 0.          # DA-EBM is purely persistent
-    level_move:str = 'gibbs'        # 'gibbs' (paper) or 'neighbour'
+    level_move:str = 'gibbs'        # 'gibbs' (paper), 'neighbour' or 'none' (chains keep their levels)
     offset_rate:float = 0.          # gamma of the learned per-level energy offsets' update (`offset_step`; 0: none, as the paper)
     mh_start:int = 500              # iterations of ULA before MH is switched on
     adapt_every:int = 500           # step-size adaptation period (only once MH is on)
@@ -65,7 +65,7 @@ class DAEBMConfig:
     batch_size:int = 100            # the paper's batch (the Trainer's batch decides; kept for run notebooks)
     steps:int = 100_000             # the paper's length of training (for run notebooks)
     CHOICES = dict(schedule=tuple(BETA_SCHEDULES), net=('mlp', 'resnet'), act=ACTIVATIONS,
-                   level_move=('gibbs', 'neighbour'), adapt=('band', 'log'),
+                   level_move=LEVEL_MOVES, adapt=('band', 'log'),
                    buffer_init=('noise', 'data', 'reference'), reference=('none', 'diagonal', 'gaussian'), precision=PRECISIONS)   # fixed choices (a class attribute, not a field), checked by `make_config`
 
 DAEBM_PRESETS = {
@@ -99,16 +99,106 @@ DAEBM_PRESETS |= {
                                act='silu', b_factor=None, init_s2=0.01, n_steps=40, buffer_size=50_000,
                                mh_start=6_000, adapt_every=100, lr=1e-5, lr_warmup=6_000,
                                lr_milestones=(72_000, 96_000), batch_size=200, steps=120_000),
-    # ... and a CPU-sized one: width 8, T = 10 levels reaching the paper's top noise (sigma_bar_T 0.96; the paper's 0.97), K = 10,
-    # learned level offsets, a buffer started from noised data, steps tied to sigma_t and capped at the paper's 0.1, MH from the start
-    'mnist_cpu': DAEBMConfig(shape=(1, 28, 28), T=10, beta_start=2e-3, beta_end=0.17, net='resnet', ch=8,
-                             act='silu', b_factor=0.1, n_steps=10, buffer_size=5_000, buffer_init='data',
-                             mh_start=0, adapt='log', adapt_every=1, max_step=0.1, energy_reg=1e-4, offset_rate=0.5,
-                             lr=3e-5, lr_warmup=100, lr_milestones=(1_500,), batch_size=32, steps=2_000),
+    # ... and CPU-sized ones: width 8, T = 10 levels reaching the paper's top noise (sigma_bar_T 0.96; the paper's 0.97), K = 10.
+    # The first CPU preset (a plain energy, Gibbs level moves with learned offsets, a buffer from noised data, steps capped at 0.1):
+    'mnist_cpu_plain': DAEBMConfig(shape=(1, 28, 28), T=10, beta_start=2e-3, beta_end=0.17, net='resnet', ch=8,
+                                   act='silu', b_factor=0.1, n_steps=10, buffer_size=5_000, buffer_init='data',
+                                   mh_start=0, adapt='log', adapt_every=1, max_step=0.1, energy_reg=1e-4, offset_rate=0.5,
+                                   lr=3e-5, lr_warmup=100, lr_milestones=(1_500,), batch_size=32, steps=2_000),
+}
+# the CPU default for images: the energy tilts the diffused Gaussian fit of the data, preconditioned per level (floor 0.1);
+# per-level persistent chains started from that reference (no level moves: they cannot mix in 784 dimensions, see Generation);
+# steps adapted up to 1; width 16; 3,500 iterations (about 40 minutes on one core)
+DAEBM_PRESETS['mnist_cpu'] = replace(DAEBM_PRESETS['mnist_cpu_plain'], reference='gaussian', precondition=True, precondition_floor=0.1,
+                                     buffer_size=1_000, buffer_init='reference', level_move='none', offset_rate=0., max_step=1.,
+                                     ch=16, lr_milestones=(3_000,), steps=3_500)
+DAEBM_PRESETS |= {
+    # its plain-EBM baseline: T = 0, the same network, reference, buffer, sampler and length of training
+    'mnist_ebm_persistent': replace(DAEBM_PRESETS['mnist_cpu'], T=0, s0=0.05),
     'tiny_image': DAEBMConfig(shape=(1, 28, 28), T=3, net='resnet', ch=4, ch_mult=(1, 2), act='silu', b_factor=None,
                               n_steps=2, buffer_size=64, mh_start=2, adapt_every=2, lr=1e-4, lr_warmup=1,
-                              lr_milestones=(), batch_size=8, steps=4),
+                              lr_milestones=(), batch_size=8, steps=4, reference='gaussian', precondition=True,
+                              precondition_floor=0.1, buffer_init='reference', level_move='none'),
 }
+
+# %% ../../nbs/34_daebm.ipynb #c1479df3
+REFERENCES = ('none', 'diagonal', 'gaussian')
+
+class TiltedEnergy(nn.Module):
+    "$U(x, t) = c_t\\,f_\\theta(x, t) + R_t(x)$: a network's tilt of a per-level reference, the diffused Gaussian fit of the data."
+    def __init__(self, f:nn.Module,          # the network $f_\theta(x, t)$, `(B,)`, with `n_levels` and `all_levels`
+                 sched:Schedule|None,        # the noise levels (None: one level, the data itself)
+                 shape:tuple,                # one data point's shape
+                 reference:str='gaussian',   # $R_t$: 'gaussian' (the data's covariance), 'diagonal' (per-element variances) or 'none' ($U = c_t f$)
+                 precondition:bool=True,     # $c_t = (\bar\sigma_T/\max(\bar\sigma_t, \sigma_\min))^2$ (False: $c_t = 1$)
+                 floor:float=0.,             # $\sigma_\min$ of the preconditioner (at least $\bar\sigma_1$, so that $c_0 = c_1$)
+                 var_floor:float=1e-2,       # lower bound on the reference's variances (eigenvalues)
+                 zero_init:bool=True,        # zero the network's last layer: the model starts as the reference itself
+                ):
+        super().__init__()
+        if reference not in REFERENCES: raise LebmError(f"reference must be one of {', '.join(REFERENCES)}, got {reference!r}")
+        self.f, self.n_levels, self.reference, self.var_floor, self.shape = f, f.n_levels, reference, var_floor, tuple(shape)
+        ab, sb2 = (sched.alpha_bar.float(), sched.sigma_bar.float()**2) if sched is not None else (torch.ones(1), torch.zeros(1))
+        self.register_buffer('alpha_bar', ab); self.register_buffer('sigma_bar2', sb2)
+        lo = max(sb2[1].item(), floor**2) if len(ab) > 1 else 1.
+        self.register_buffer('c', sb2[-1]/sb2.clamp_min(lo) if precondition and len(ab) > 1 else torch.ones_like(ab))
+        D = math.prod(shape)
+        self.register_buffer('mean', torch.zeros(D)); self.register_buffer('eig', torch.ones(D))   # mean, variances along the axes
+        self.register_buffer('basis', torch.eye(D) if reference == 'gaussian' else torch.zeros(0))  # the axes (columns; 'gaussian')
+        last = getattr(f, 'readout', None) or getattr(f, 'out', None)   # `ResNetTemb`'s readout, `TimeGatedMLP`'s output layer
+        if zero_init and last is not None: nn.init.zeros_(last.weight); nn.init.zeros_(last.bias)
+
+    def set_reference(self, data:Tensor):
+        "Fit the reference to `data` `(N, ...)` (model coordinates): mean, and covariance eigenpairs or variances (floored)."
+        d = data.detach().flatten(1).to(self.mean.device, torch.float64)
+        m = d.mean(0); self.mean = m.float()
+        if self.reference == 'gaussian':
+            ev, U = torch.linalg.eigh((d - m).T @ (d - m)/(len(d) - 1))
+            self.eig, self.basis = ev.clamp_min(self.var_floor).float(), U.float()
+        else: self.eig = d.var(0).clamp_min(self.var_floor).float()
+
+    def _ref(self, x:Tensor, ab:Tensor, sb2:Tensor)->Tensor:
+        "$-\\log\\mathcal N(x; \\sqrt{\\bar\\alpha}\\,m, \\bar\\alpha\\Sigma + \\bar\\sigma^2 I)$ in the reference's axes; `ab`, `sb2` broadcast against `(B, [L,] D)`."
+        z, m = (x.flatten(1) @ self.basis, self.mean @ self.basis) if self.reference == 'gaussian' else (x.flatten(1), self.mean)
+        if ab.ndim == 3: z = z[:, None]
+        v = ab*self.eig + sb2
+        return (0.5*(z - ab.sqrt()*m).square()/v + 0.5*torch.log(2*math.pi*v)).sum(-1)
+
+    def ref_energy(self, x:Tensor, t:Tensor)->Tensor:
+        "$R_t(x) = -\\log\\mathcal N(x;\\ \\sqrt{\\bar\\alpha_t}\\,m,\\ \\bar\\alpha_t\\Sigma + \\bar\\sigma_t^2 I)$, `(B,)` for levels `t` `(B,)`."
+        return self._ref(x, self.alpha_bar[t][:, None], self.sigma_bar2[t][:, None])
+
+    def ref_all(self, x:Tensor)->Tensor:
+        "`(B, T+1)`: $R_t(x)$ at every level."
+        return self._ref(x, self.alpha_bar[None, :, None], self.sigma_bar2[None, :, None])
+
+    def ref_sample(self, n:int, t:int)->Tensor:
+        "`n` draws from the level-`t` reference."
+        ab = self.alpha_bar[t]
+        e = torch.randn(n, len(self.mean), device=self.mean.device)*(ab*self.eig + self.sigma_bar2[t]).sqrt()
+        return (ab.sqrt()*self.mean + (e @ self.basis.T if self.reference == 'gaussian' else e)).view(n, *self.shape)
+
+    def forward(self, x:Tensor, t:Tensor|int,
+                tilt_only:bool=False,    # return $f_\theta(x, t)$ alone (the training loss's per-level weighting)
+               )->Tensor:                # `(B,)`
+        if not torch.is_tensor(t): t = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+        f = self.f(x, t)
+        if tilt_only: return f
+        return self.c[t]*f + self.ref_energy(x, t) if self.reference != 'none' else self.c[t]*f
+
+    def all_levels(self, x:Tensor)->Tensor:
+        "`(B, T+1)` energies of every level (the network's own `all_levels`, the reference at every level)."
+        u = self.f.all_levels(x)*self.c
+        return u + self.ref_all(x) if self.reference != 'none' else u
+
+
+# %% ../../nbs/34_daebm.ipynb #ef763d9a
+class FitReference(Callback):
+    "Before a fresh run, fit the energy's Gaussian reference to the training data (model coordinates), when it has one."
+    order = 6   # after `Standardise`
+    def before_fit(self, tr):
+        m = tr.method
+        if tr.step == 0 and isinstance(m.E, TiltedEnergy) and m.E.reference != 'none': m.E.set_reference(m.to_model(tr.sampler.data))
 
 # %% ../../nbs/34_daebm.ipynb #8dfe45b2
 def _zero_offsets(module, state_dict, prefix, *args):
@@ -232,85 +322,6 @@ def offset_step(c:Tensor,           # `(T+1,)` current level offsets (energy uni
     L = c.shape[0]; eps = 0.01/L
     c = c + rate*((freq.to(c) + eps)/(1/L + eps)).log().clamp(-clip, clip)
     return c - c.mean()
-
-# %% ../../nbs/34_daebm.ipynb #c1479df3
-REFERENCES = ('none', 'diagonal', 'gaussian')
-
-class TiltedEnergy(nn.Module):
-    "$U(x, t) = c_t\\,f_\\theta(x, t) + R_t(x)$: a network's tilt of a per-level reference, the diffused Gaussian fit of the data."
-    def __init__(self, f:nn.Module,          # the network $f_\theta(x, t)$, `(B,)`, with `n_levels` and `all_levels`
-                 sched:Schedule|None,        # the noise levels (None: one level, the data itself)
-                 shape:tuple,                # one data point's shape
-                 reference:str='gaussian',   # $R_t$: 'gaussian' (the data's covariance), 'diagonal' (per-element variances) or 'none' ($U = c_t f$)
-                 precondition:bool=True,     # $c_t = (\bar\sigma_T/\max(\bar\sigma_t, \sigma_\min))^2$ (False: $c_t = 1$)
-                 floor:float=0.,             # $\sigma_\min$ of the preconditioner (at least $\bar\sigma_1$, so that $c_0 = c_1$)
-                 var_floor:float=1e-2,       # lower bound on the reference's variances (eigenvalues)
-                 zero_init:bool=True,        # zero the network's last layer: the model starts as the reference itself
-                ):
-        super().__init__()
-        if reference not in REFERENCES: raise LebmError(f"reference must be one of {', '.join(REFERENCES)}, got {reference!r}")
-        self.f, self.n_levels, self.reference, self.var_floor, self.shape = f, f.n_levels, reference, var_floor, tuple(shape)
-        ab, sb2 = (sched.alpha_bar.float(), sched.sigma_bar.float()**2) if sched is not None else (torch.ones(1), torch.zeros(1))
-        self.register_buffer('alpha_bar', ab); self.register_buffer('sigma_bar2', sb2)
-        lo = max(sb2[1].item(), floor**2) if len(ab) > 1 else 1.
-        self.register_buffer('c', sb2[-1]/sb2.clamp_min(lo) if precondition and len(ab) > 1 else torch.ones_like(ab))
-        D = math.prod(shape)
-        self.register_buffer('mean', torch.zeros(D)); self.register_buffer('eig', torch.ones(D))   # mean, variances along the axes
-        self.register_buffer('basis', torch.eye(D) if reference == 'gaussian' else torch.zeros(0))  # the axes (columns; 'gaussian')
-        last = getattr(f, 'readout', None) or getattr(f, 'out', None)   # `ResNetTemb`'s readout, `TimeGatedMLP`'s output layer
-        if zero_init and last is not None: nn.init.zeros_(last.weight); nn.init.zeros_(last.bias)
-
-    def set_reference(self, data:Tensor):
-        "Fit the reference to `data` `(N, ...)` (model coordinates): mean, and covariance eigenpairs or variances (floored)."
-        d = data.detach().flatten(1).to(self.mean.device, torch.float64)
-        m = d.mean(0); self.mean = m.float()
-        if self.reference == 'gaussian':
-            ev, U = torch.linalg.eigh((d - m).T @ (d - m)/(len(d) - 1))
-            self.eig, self.basis = ev.clamp_min(self.var_floor).float(), U.float()
-        else: self.eig = d.var(0).clamp_min(self.var_floor).float()
-
-    def _ref(self, x:Tensor, ab:Tensor, sb2:Tensor)->Tensor:
-        "$-\\log\\mathcal N(x; \\sqrt{\\bar\\alpha}\\,m, \\bar\\alpha\\Sigma + \\bar\\sigma^2 I)$ in the reference's axes; `ab`, `sb2` broadcast against `(B, [L,] D)`."
-        z, m = (x.flatten(1) @ self.basis, self.mean @ self.basis) if self.reference == 'gaussian' else (x.flatten(1), self.mean)
-        if ab.ndim == 3: z = z[:, None]
-        v = ab*self.eig + sb2
-        return (0.5*(z - ab.sqrt()*m).square()/v + 0.5*torch.log(2*math.pi*v)).sum(-1)
-
-    def ref_energy(self, x:Tensor, t:Tensor)->Tensor:
-        "$R_t(x) = -\\log\\mathcal N(x;\\ \\sqrt{\\bar\\alpha_t}\\,m,\\ \\bar\\alpha_t\\Sigma + \\bar\\sigma_t^2 I)$, `(B,)` for levels `t` `(B,)`."
-        return self._ref(x, self.alpha_bar[t][:, None], self.sigma_bar2[t][:, None])
-
-    def ref_all(self, x:Tensor)->Tensor:
-        "`(B, T+1)`: $R_t(x)$ at every level."
-        return self._ref(x, self.alpha_bar[None, :, None], self.sigma_bar2[None, :, None])
-
-    def ref_sample(self, n:int, t:int)->Tensor:
-        "`n` draws from the level-`t` reference."
-        ab = self.alpha_bar[t]
-        e = torch.randn(n, len(self.mean), device=self.mean.device)*(ab*self.eig + self.sigma_bar2[t]).sqrt()
-        return (ab.sqrt()*self.mean + (e @ self.basis.T if self.reference == 'gaussian' else e)).view(n, *self.shape)
-
-    def forward(self, x:Tensor, t:Tensor|int,
-                tilt_only:bool=False,    # return $f_\theta(x, t)$ alone (the training loss's per-level weighting)
-               )->Tensor:                # `(B,)`
-        if not torch.is_tensor(t): t = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        f = self.f(x, t)
-        if tilt_only: return f
-        return self.c[t]*f + self.ref_energy(x, t) if self.reference != 'none' else self.c[t]*f
-
-    def all_levels(self, x:Tensor)->Tensor:
-        "`(B, T+1)` energies of every level (the network's own `all_levels`, the reference at every level)."
-        u = self.f.all_levels(x)*self.c
-        return u + self.ref_all(x) if self.reference != 'none' else u
-
-
-# %% ../../nbs/34_daebm.ipynb #ef763d9a
-class FitReference(Callback):
-    "Before a fresh run, fit the energy's Gaussian reference to the training data (model coordinates), when it has one."
-    order = 6   # after `Standardise`
-    def before_fit(self, tr):
-        m = tr.method
-        if tr.step == 0 and isinstance(m.E, TiltedEnergy) and m.E.reference != 'none': m.E.set_reference(m.to_model(tr.sampler.data))
 
 # %% ../../nbs/34_daebm.ipynb #2c22d76b
 @patch
