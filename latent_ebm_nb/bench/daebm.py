@@ -50,14 +50,16 @@ def _time_row(ms:dict, x0:Tensor, reps:int)->tuple[dict, dict]:
 
 @register_bench('daebm', help='DA-EBM iterations/s, toy and image nets: ours vs the reference-style loop (autograd chains, a call per level)')
 def bench_daebm(quick:bool=False, Ts:tuple=(6, 20, 50), n_steps:int=40, preset:str='toy_paper',
-                batch_size:int=100, image_preset:str|None='mnist_cpu',
+                batch_size:int=100,
+                image_preset:str|None='mnist_cpu_plain', # the image row: a preset with a Gibbs level move every iteration ...
+                image_options:dict|None=None,            # ... and settings changed in it (default: width 16, as `mnist_cpu`)
                 memory:bool=True, # peak resident memory of each version, each in a fresh process (`bench.peak_rss_fresh`)
                )->BenchResult:
     "Iterations per second of the three versions, interleaved; ratios to the reference measured in one run."
     Ts = Ts[:1] if quick else Ts
     toy, img = f'torch.randn({batch_size}, 2)', 'torch.rand(32, 1, 28, 28)*2 - 1'   # the batches, as source for the fresh processes
     cases = [(f'toy T={T}', preset, dict(T=T, n_steps=n_steps), toy) for T in Ts]
-    if image_preset and not quick: cases.append(('image', image_preset, {}, img))
+    if image_preset and not quick: cases.append(('image', image_preset, dict(ch=16) if image_options is None else image_options, img))
     rows, summary = [], {}
     for name, pre, kw, xs in cases:
         bf16 = name == 'image' and native_bf16('cpu')   # bf16 only where the CPU runs it natively (27x slower without, issue 17)
@@ -72,7 +74,7 @@ def bench_daebm(quick:bool=False, Ts:tuple=(6, 20, 50), n_steps:int=40, preset:s
                          **{'level-move speed-up': gl['reference']/gl['ours']}, **{f'{k} peak MiB': mem[k] for k in ms}))
         summary[f'iteration speed-up {name}'] = it['reference']/it['ours']
         if bf16: summary['image bf16 / fp32 iteration time'] = it['ours bf16']/it['ours']
-    return BenchResult('daebm', rows, [f'toy preset {preset} (batch {batch_size}, K = {n_steps}), image preset {image_preset}; '
+    return BenchResult('daebm', rows, [f'toy preset {preset} (batch {batch_size}, K = {n_steps}), image preset {image_preset} {dict(ch=16) if image_options is None else image_options}; '
                                        f'median of interleaved iterations; speed-ups against the reference version; '
                                        f'threads {torch.get_num_threads()}',
                                        'peak MiB: the resident set\'s peak above the built models during the first iterations (2; 1 in quick), '
