@@ -2,7 +2,7 @@
 
 # %% ../nbs/00_core.ipynb #66725631
 from __future__ import annotations
-import os, json, math, random, ctypes, inspect, tempfile, configparser
+import os, re, json, math, random, ctypes, inspect, tempfile, functools, contextlib, configparser
 from pathlib import Path
 from typing import Callable, Any
 import numpy as np
@@ -10,9 +10,10 @@ import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['LebmError', 'energy_grad', 'fast_value_and_grad', 'per_sample', 'langevin_step', 'step_from_variance',
+__all__ = ['PRECISIONS', 'LebmError', 'energy_grad', 'fast_value_and_grad', 'per_sample', 'langevin_step', 'step_from_variance',
            'step_from_drift', 'get_device', 'seed_everything', 'rng_state', 'set_rng_state', 'set_threads',
-           'tune_allocator', 'atomic_save', 'atomic_write_json', 'project_root']
+           'tune_allocator', 'native_bf16', 'resolve_precision', 'gen_autocast', 'atomic_save', 'atomic_write_json',
+           'project_root']
 
 # %% ../nbs/00_core.ipynb #fe3d1b6f
 class LebmError(Exception):
@@ -130,6 +131,32 @@ def tune_allocator(mmap_threshold:int=32 << 20, # bytes: larger blocks are mmapp
     except OSError: return False
     if not hasattr(libc, 'mallopt'): return False
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(libc.mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
+
+# %% ../nbs/00_core.ipynb #84279395
+PRECISIONS = ('fp32', 'bf16', 'auto')
+
+@functools.cache
+def native_bf16(device_type:str='cpu', # 'cpu' or 'cuda'
+               )->bool:                # whether bf16 matmuls run on native units there
+    "A CUDA GPU that supports bf16, or a CPU whose flags show AVX-512 BF16 or AMX-BF16 (Linux `/proc/cpuinfo`)."
+    if device_type == 'cuda': return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device_type != 'cpu': return False
+    try: flags = Path('/proc/cpuinfo').read_text()
+    except OSError: return False
+    return re.search(r'\b(avx512_bf16|amx_bf16)\b', flags) is not None
+
+def resolve_precision(precision:str,         # 'fp32', 'bf16' or 'auto'
+                      device_type:str='cpu', # where the generator runs
+                     )->str:                 # 'fp32' or 'bf16'
+    "The arithmetic a generator with setting `precision` uses on `device_type`."
+    if precision not in PRECISIONS: raise LebmError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == 'auto': return 'bf16' if native_bf16(device_type) else 'fp32'
+    return precision
+
+def gen_autocast(precision:str, device_type:str='cpu'):
+    "A context: bf16 autocast on `device_type` if `precision` resolves to bf16 there, else nothing."
+    if resolve_precision(precision, device_type) == 'bf16': return torch.autocast(device_type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 # %% ../nbs/00_core.ipynb #f08a88b8
 def _atomic(path, write:Callable, mode:str):

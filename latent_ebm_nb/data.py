@@ -58,7 +58,7 @@ def _restore_hint(gz:Path)->str:
 
 def _extract(gz:Path, out:Path):
     if not gz.exists(): raise DataError(f"missing data file {gz}. {_restore_hint(gz)}")
-    tmp = out.with_name(out.name + '.tmp')
+    tmp = out.with_name(f'.{out.name}.{os.getpid()}.tmp')   # per process: two runs may extract at once
     try:
         with gzip.open(gz, 'rb') as fi, open(tmp, 'wb') as fo: shutil.copyfileobj(fi, fo)
     except (OSError, EOFError, zlib.error) as e:

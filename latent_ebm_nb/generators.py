@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Callable
 import torch
 from torch import nn, Tensor
-from .core import LebmError
+from .core import LebmError, PRECISIONS, native_bf16, resolve_precision, gen_autocast
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'GaussianObs', 'native_bf16', 'resolve_precision', 'gen_autocast', 'MLPGenerator', 'ConvGenerator',
-           'make_generator', 'GeneratorConfig', 'posterior_potential', 'ConvEncoder']
+__all__ = ['GaussianObs', 'MLPGenerator', 'ConvGenerator', 'make_generator', 'GeneratorConfig', 'posterior_potential',
+           'ConvEncoder']
 
 # %% ../nbs/20_generators.ipynb #b1ee9cee
 class GaussianObs(nn.Module):
@@ -31,32 +31,6 @@ class GaussianObs(nn.Module):
     def sample(self, mean:Tensor)->Tensor:
         "Draw $x \\sim \\mathcal N(g(z), \\sigma^2 I)$."
         return mean + self.sigma*torch.randn_like(mean)
-
-# %% ../nbs/20_generators.ipynb #84279395
-PRECISIONS = ('fp32', 'bf16', 'auto')
-
-@functools.cache
-def native_bf16(device_type:str='cpu', # 'cpu' or 'cuda'
-               )->bool:                # whether bf16 matmuls run on native units there
-    "A CUDA GPU that supports bf16, or a CPU whose flags show AVX-512 BF16 or AMX-BF16 (Linux `/proc/cpuinfo`)."
-    if device_type == 'cuda': return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device_type != 'cpu': return False
-    try: flags = Path('/proc/cpuinfo').read_text()
-    except OSError: return False
-    return re.search(r'\b(avx512_bf16|amx_bf16)\b', flags) is not None
-
-def resolve_precision(precision:str,         # 'fp32', 'bf16' or 'auto'
-                      device_type:str='cpu', # where the generator runs
-                     )->str:                 # 'fp32' or 'bf16'
-    "The arithmetic a generator with setting `precision` uses on `device_type`."
-    if precision not in PRECISIONS: raise LebmError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == 'auto': return 'bf16' if native_bf16(device_type) else 'fp32'
-    return precision
-
-def gen_autocast(precision:str, device_type:str='cpu'):
-    "A context: bf16 autocast on `device_type` if `precision` resolves to bf16 there, else nothing."
-    if resolve_precision(precision, device_type) == 'bf16': return torch.autocast(device_type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 # %% ../nbs/20_generators.ipynb #c3cd0926
 class MLPGenerator(nn.Module):

@@ -122,7 +122,7 @@ class HierarchicalLatentMethod(LatentMethod):
         super().__init__(cfg)
         gen = hierarchical_generator(cfg.dims, cfg.img_shape, cfg.generator, cfg.gen_width, cfg.cond_width, cfg.cond_hidden, cfg.sigma)
         self.hier, self.G, self.gen = gen.hierarchy, gen.decoder, gen
-        self.G.precision = getattr(cfg, 'precision', 'fp32')   # the decoder's arithmetic (`generators.resolve_precision`)
+        self.G.precision = getattr(cfg, 'precision', 'fp32')   # the decoder's arithmetic (`core.resolve_precision`)
         b = (cfg.beta1, 0.999)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=b)
         cp = list(self.hier.parameters())                     # one layer has no conditionals (it is LEBM)

@@ -9,7 +9,7 @@ from typing import Callable
 from torch import nn, Tensor
 import torch.nn.functional as F
 from .core import LebmError
-from .generators import gen_autocast
+from .core import gen_autocast
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'timestep_embedding', 'kaiming_init', 'TimeGatedMLP', 'act_and_grad', 'ResNetTemb']

@@ -12,7 +12,7 @@ LAYER = {'core': 0, 'data': 1, 'targets2d': 1, 'schedules': 1, 'metrics': 1, 'co
 
 # within a layer, only these (importer, imported) pairs
 SAME_LAYER_OK = {('cli', 'docs'), ('sweep', 'runs'), ('latent', 'trainer'), ('latent', 'hierarchy'), ('latent', 'generators'), ('hierarchy', 'generators'), ('metrics', 'targets2d'), ('levels', 'samplers'), ('explorer', 'explorer'),  # explorer.* build on each other
-                ('bench', 'anomaly')}  # the time-to-quality bench scores with the anomaly protocol
+                ('bench', 'anomaly'), ('bench', 'prior_effect')}  # the time-to-quality bench scores with the anomaly protocol and the prior-effect samples
 # packages whose __init__.py is exported from a notebook (its imports are checked too)
 EXPORTED_INITS = {'bench', 'methods'}
 

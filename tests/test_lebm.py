@@ -51,7 +51,7 @@ def test_ddp_torchrun_ranks_agree(tmp_path, root):
 def test_bf16_generator_trains_like_fp32():
     "A tiny conv LEBM on real MNIST, 60 iterations: fp32 and bf16 (generator under autocast) reach the same reconstruction."
     from latent_ebm_nb.data import load_tensors
-    from latent_ebm_nb.generators import native_bf16
+    from latent_ebm_nb.core import native_bf16
     x = load_tensors('mnist', True)[0][:1000]*2 - 1
     res = {}
     for prec in ('fp32', 'bf16'):

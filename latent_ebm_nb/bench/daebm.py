@@ -6,7 +6,7 @@ import torch
 from torch import nn, Tensor
 from . import register_bench, BenchResult, time_fn, peak_rss_fresh
 from ..methods import get_method
-from ..generators import native_bf16
+from ..core import native_bf16
 
 # %% auto #0
 __all__ = ['VARIANTS', 'LoopLevels', 'AutogradOnly', 'bench_daebm']

@@ -9,7 +9,7 @@ import torch
 from torch.utils.flop_counter import flop_registry
 from torch.utils._python_dispatch import TorchDispatchMode
 from . import register_bench, BenchResult, matmul_gflops, time_fn, time_interleaved, peak_rss_fresh
-from ..generators import native_bf16
+from ..core import native_bf16
 from ..methods import get_method
 from ..core import tune_allocator
 

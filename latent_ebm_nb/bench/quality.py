@@ -4,15 +4,26 @@
 from __future__ import annotations
 import copy, time
 import torch
-from ..core import seed_everything
+from ..core import seed_everything, native_bf16
 from ..methods import get_method
 from ..anomaly import heldout_split, AnomalyEval
 from ..trainer import Trainer
-from ..generators import native_bf16
+from ..prior_effect import prior_samples
+from ..features import fid_kid
 from . import register_bench, BenchResult
 
 # %% auto #0
-__all__ = ['time_to_quality', 'bench_quality']
+__all__ = ['sample_fid', 'time_to_quality', 'bench_quality']
+
+# %% ../../nbs/44_bench_quality.ipynb #6b1d9e02
+def sample_fid(model,        # a latent method (`prior_effect.prior_samples` draws from it)
+               ref:Tensor,   # real images `(N, 1, 28, 28)` in [-1, 1]: N decoded prior samples are scored against them
+               seed:int=0,   # seeds the prior chains; the caller's random state is left as it was
+              )->float:      # FID on the MNIST LeNet features
+    "FID of `len(ref)` decoded prior samples of `model` against `ref`, reproducible under `seed`."
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed); xs = prior_samples(model, len(ref))['prior']
+    return fid_kid(xs.clamp(-1, 1), ref, 'mnist', seed=seed)['fid']
 
 # %% ../../nbs/44_bench_quality.ipynb #398a4a7e
 def time_to_quality(method:str='lebm',         # a latent method of the registry with an `mnist_ad`-style preset
@@ -21,7 +32,8 @@ def time_to_quality(method:str='lebm',         # a latent method of the registry
                     budget_s:float=300.,       # training seconds per precision
                     n_marks:int=4,             # evaluations along the budget (at budget/n_marks, 2 budget/n_marks, ...)
                     digit:int=4, eval_n:int=2000, batch_size:int=100, chunk:int=5, seed:int=0, options:str='',
-                   )->list[dict]:              # one record per (precision, mark): steps, seconds, AUPRC, AP
+                    fid_n:int=1000,            # decoded prior samples scored by FID against as many normal test images (0: no FID)
+                   )->list[dict]:              # one record per (precision, mark): steps, seconds, AUPRC, AP, sample FID
     "Train `method` in each precision for `budget_s` seconds of training time, in alternating chunks; score at `n_marks` marks."
     split, spec = heldout_split(digit), get_method(method)
     seed_everything(seed)
@@ -32,6 +44,7 @@ def time_to_quality(method:str='lebm',         # a latent method of the registry
         runs[p] = dict(model=m, tr=Trainer(m, split.x_train, steps=0, batch_size=batch_size, seed=seed, progress=False),
                        ev=AnomalyEval(split, m.score_terms, w=m.recon_weight, every=1, n_test=eval_n))
     marks, out = [budget_s*(k + 1)/n_marks for k in range(n_marks)], []
+    ref = split.x_test[split.y_test == 0][:fid_n]               # normal test digits: what the prior should generate
     for k, mark in enumerate(marks):
         while any(r['tr'].elapsed() < mark for r in runs.values()):
             for r in runs.values():
@@ -40,6 +53,7 @@ def time_to_quality(method:str='lebm',         # a latent method of the registry
             rec = r['ev'].evaluate(k)                                 # the same chain seed for every precision at a mark
             out.append(dict(method=method, precision=p, mark_s=round(mark), steps=r['tr'].step, train_s=r['tr'].elapsed(),
                             joint_auprc=rec['joint_auprc'], joint_ap=rec['joint_ap'], recon_auprc=rec['recon_auprc']))
+            if fid_n: out[-1]['fid'] = sample_fid(r['model'], ref, seed + k)   # the same sampling seed for every precision at a mark
     return out
 
 # %% ../../nbs/44_bench_quality.ipynb #d57d2a5b
@@ -51,14 +65,15 @@ def bench_quality(quick:bool=False, budget_s:float=300., methods:tuple=('lebm', 
     for m in methods:
         rows += time_to_quality(m, 'tiny_ad' if quick and m == 'lebm' else 'tiny' if quick else 'mnist_ad', precisions,
                                 budget_s=8. if quick else budget_s, n_marks=2 if quick else 4, eval_n=300 if quick else 2000,
-                                batch_size=20 if quick else 100, chunk=2 if quick else 5)
+                                batch_size=20 if quick else 100, chunk=2 if quick else 5, fid_n=200 if quick else 1000)
     summ = {}
     for m in methods:
         last = {r['precision']: r for r in rows if r['method'] == m and r['mark_s'] == max(x['mark_s'] for x in rows)}
         if 'bf16' in last:
             summ[f'{m}: bf16 / fp32 iterations in the budget'] = last['bf16']['steps']/last['fp32']['steps']
             summ[f'{m}: bf16 - fp32 joint AUPRC at the end'] = last['bf16']['joint_auprc'] - last['fp32']['joint_auprc']
+            summ[f'{m}: bf16 - fp32 sample FID at the end'] = last['bf16']['fid'] - last['fp32']['fid']
     notes = [f'held-out digit 4, the mnist_ad presets, {torch.get_num_threads()} threads, bf16 native: {native_bf16()}',
              'trainings alternate in chunks so both see the same machine load; evaluation (fixed 2,000-image test subset, '
-             'same chain seed per mark) is not counted as training time; one seed: differences under ~0.03 AUPRC are noise']
+             'same chain seed per mark) is not counted as training time; fid: 1,000 decoded prior samples against 1,000 normal test digits on the LeNet features (200 in quick); one seed: differences under ~0.03 AUPRC are noise']
     return BenchResult('quality', rows, notes, summ)

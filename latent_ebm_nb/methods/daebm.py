@@ -14,7 +14,7 @@ from ..samplers import AcceptanceMeter, adapt_step_band, adapt_step_log, langevi
 from ..levels import PersistentBuffer, mala_within_gibbs, level_energies, level_conditional, LEVEL_MOVES
 from ..trainer import Method, LRSchedule, Callback
 from ..nets import TimeGatedMLP, ResNetTemb, ACTIVATIONS
-from ..generators import PRECISIONS
+from ..core import PRECISIONS
 
 # %% auto #0
 __all__ = ['DAEBM_PRESETS', 'REFERENCES', 'DAEBMConfig', 'TiltedEnergy', 'FitReference', 'DAEBM', 'Standardise', 'DataBuffer',

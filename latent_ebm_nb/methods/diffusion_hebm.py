@@ -14,7 +14,7 @@ from ..levels import recovery_conditional
 from ..samplers import ula, Trajectory
 from ..hierarchy import GaussianHierarchy, LayerwiseEnergy, TiltedHierarchy, mlp
 from ..latent import HierarchicalLatentMethod
-from ..generators import PRECISIONS
+from ..core import PRECISIONS
 from ..nets import timestep_embedding
 
 # %% auto #0
@@ -119,7 +119,7 @@ class DiffusionHEBMConfig:
     score_w:float|None = None       # anomaly score weight of the squared error; None: 1/(2 sigma^2) (the AD protocol: 1)
     lr_decay:float = 1.0            # every learning rate x lr_decay every lr_decay_every steps (0: no decay)
     lr_decay_every:int = 0
-    precision:str = 'fp32'          # decoder arithmetic: 'fp32', 'bf16' or 'auto' (`generators.resolve_precision`)
+    precision:str = 'fp32'          # decoder arithmetic: 'fp32', 'bf16' or 'auto' (`core.resolve_precision`)
     CHOICES = dict(generator=('mlp', 'conv'), prior=('diffusion', 'short_run'), mode=('two_stage', 'joint'),
                    loss_weight=('hebm', 'drl', 'none'), precision=PRECISIONS)     # fields with fixed values (a class attribute, not a field)
 

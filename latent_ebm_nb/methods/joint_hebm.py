@@ -11,7 +11,7 @@ from ..config import make_config
 from ..hierarchy import GaussianHierarchy, LayerwiseEnergy, TiltedHierarchy, HierarchicalEncoder
 from ..samplers import ula
 from ..latent import HierarchicalLatentMethod, keep_finite_chains
-from ..generators import PRECISIONS
+from ..core import PRECISIONS
 
 # %% auto #0
 __all__ = ['JOINT_PRESETS', 'JointHEBMConfig', 'JointHEBM', 'layer_energies_pos_neg', 'plot_layer_energies', 'hierarchical_grid',
@@ -51,7 +51,7 @@ class JointHEBMConfig:
     score_w:float|None = None       # anomaly score weight of the squared error; None: 1/(2 sigma^2) (the AD protocol: 1)
     lr_decay:float = 1.0            # learning rates x lr_decay every lr_decay_every steps (0: no decay)
     lr_decay_every:int = 0
-    precision:str = 'fp32'          # decoder arithmetic: 'fp32', 'bf16' or 'auto' (`generators.resolve_precision`)
+    precision:str = 'fp32'          # decoder arithmetic: 'fp32', 'bf16' or 'auto' (`core.resolve_precision`)
     CHOICES = dict(generator=('mlp', 'conv'), energy=('layerwise', 'joint', 'both'), scheme=('mle', 'variational'),
                    prior_space=('z', 'eps'), prior_init=('reference', 'amortized'), precision=PRECISIONS)     # fields with fixed values (a class attribute, not a field)
 
