@@ -4,6 +4,7 @@
 from __future__ import annotations
 import copy, time
 import torch
+from torch import Tensor
 from ..core import seed_everything, native_bf16
 from ..methods import get_method
 from ..anomaly import heldout_split, AnomalyEval
