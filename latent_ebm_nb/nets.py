@@ -100,15 +100,20 @@ def value_and_grad_fn(self:TimeGatedMLP)->Callable[[Tensor, Tensor|int], tuple[T
     "`f(x, t) -> (U(x, t), grad_x U)` without autograd, for the current weights (gates computed once, here)."
     with torch.no_grad(): G = [g.detach() for g in self.gates()]
     (W1, b1), (W2, b2), (W3, b3) = [(l.weight.detach(), l.bias.detach()) for l in self.W]
+    W1t, W2t, W3t = W1.t(), W2.t(), W3.t()
     w4, b4, act = self.out.weight.detach()[0], self.out.bias.detach(), self.act_name
+    last = [None, None]   # (key, per-chain gates) of the last call: a chain keeps its levels for all its steps
     def f(x:Tensor, t:Tensor|int)->tuple[Tensor, Tensor]:
-        g1, g2, g3 = (g[t] for g in G)
-        u1 = torch.addmm(b1, x, W1.t()).mul_(g1); h1, d1 = act_and_grad(act, u1)
-        a2, d2 = act_and_grad(act, torch.addmm(b2, h1, W2.t())); h2 = a2*g2
-        a3, d3 = act_and_grad(act, torch.addmm(b3, h2, W3.t()))
-        U = torch.addmv(b4, a3*g3, w4)
-        d = (((w4*g3*d3) @ W3)*g2*d2) @ W2
-        return U, (d*d1*g1) @ W1
+        key = (t, t._version) if torch.is_tensor(t) else (t, None)   # `_version` moves on any in-place change of t
+        if last[0] is None or last[0][0] is not key[0] or last[0][1] != key[1]:
+            g1, g2, g3 = (g[t] for g in G); last[:] = key, (g1, g2, g3, w4*g3)
+        g1, g2, g3, w4g3 = last[1]
+        u1 = torch.addmm(b1, x, W1t).mul_(g1); h1, d1 = act_and_grad(act, u1)
+        a2, d2 = act_and_grad(act, torch.addmm(b2, h1, W2t)); h2 = a2.mul_(g2)
+        a3, d3 = act_and_grad(act, torch.addmm(b3, h2, W3t))
+        U = torch.addmv(b4, a3.mul_(g3), w4)
+        d = (d3.mul_(w4g3) @ W3).mul_(g2).mul_(d2) @ W2
+        return U, d.mul_(d1).mul_(g1) @ W1
     return f
 
 # %% ../nbs/13_nets.ipynb #f6286e9e
