@@ -195,6 +195,28 @@ class GaussianMixture2D(Target2D):
         _check_as(a, s)
         return GaussianMixture2D(a*self.means, a*a*self.covs + s*s*torch.eye(2, dtype=torch.float64), self.weights, _dname(self.name, a, s))
 
+# %% ../nbs/02_targets2d.ipynb #3b8d2e01
+@patch
+def energy(self:GaussianMixture2D, x:Tensor)->Tensor:
+    "$-\\log p(x)$ (lower = more probable), `(B,)`."
+    return -self.log_prob(x)
+
+@patch
+def energy_value_and_grad_fn(self:GaussianMixture2D)->Callable[[Tensor], tuple[Tensor, Tensor]]:
+    "`f(x) -> (U(x), grad_x U)` by hand, in float64 on the CPU like `log_prob`, returned in the dtype and device of `x`."
+    mu, L = self.means, self.L
+    l00, l10, l11 = L[:, 0, 0], L[:, 1, 0], L[:, 1, 1]
+    c = self.weights.log() - LOG2PI - torch.log(l00*l11)
+    def f(x:Tensor)->tuple[Tensor, Tensor]:
+        d = x.to('cpu', torch.float64)[:, None, :] - mu
+        z1 = d[..., 0]/l00; z2 = (d[..., 1] - l10*z1)/l11
+        lp = c - 0.5*(z1*z1 + z2*z2); lse = torch.logsumexp(lp, 1)
+        r = (lp - lse[:, None]).exp_()                          # responsibilities
+        y2 = z2/l11; y1 = (z1 - l10*y2)/l00                     # L^{-T} z
+        g = torch.stack([(r*y1).sum(1), (r*y2).sum(1)], 1)
+        return (-lse).to(x.device, x.dtype), g.to(x.device, x.dtype)
+    return f
+
 # %% ../nbs/02_targets2d.ipynb #3a17bdd7
 def eight_gaussians(weights=None)->GaussianMixture2D:
     "FFJORD `8gaussians`: centres at radius 4/1.414, std 0.5/1.414."

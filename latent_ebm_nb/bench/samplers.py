@@ -11,6 +11,7 @@ from ..samplers import ula, mala, accept_by_level
 from ..levels import mala_within_gibbs
 from ..priors import EnergyMLP, GaussianReference, TiltedPrior
 from ..nets import TimeGatedMLP
+from ..targets2d import gmm_circle
 from . import register_bench, BenchResult, matmul_gflops, time_interleaved
 
 # %% auto #0
@@ -115,6 +116,7 @@ def _interleaved(fns:list, n_calls:int, warmup:int=3)->list[list[float]]:
 def _cases(n_steps:int):
     E, f, fl = latent_mlp_energy(); z = torch.randn(100, 100)
     U8 = ring_energy(); x = torch.randn(1000, 2)
+    Ug = gmm_circle(8, 2.0, math.sqrt(0.02)).energy   # the same density as a package target: the samplers take its hand score
     Et = TimeMLPEnergy(); xt, tt = torch.randn(1000, 2), torch.arange(7).repeat_interleave(143)[:1000]
     tab = torch.linspace(0.05, 0.3, 7)
     fl_t = 4.0*((2 + 16)*128 + 128*128 + 128)
@@ -125,6 +127,8 @@ def _cases(n_steps:int):
         ('latent MLP d=100', 'MALA', 100, n_steps, 100*fl*n_steps, lambda c: mala(E, z, n_steps, 0.1, compile=c), lambda: naive_mala_daebm(E, z, n_steps, 0.1)),
         ('2D ring', 'ULA', 1000, n_steps, None, lambda c: ula(U8, x, n_steps, 0.05, compile=c), lambda: naive_ula_lebm(U8, x, n_steps, 0.05, prior_sig=float('inf'))),
         ('2D ring', 'MALA', 1000, n_steps, None, lambda c: mala(U8, x, n_steps, 0.05, compile=c), lambda: naive_mala_daebm(U8, x, n_steps, 0.05)),
+        ('2D target (gmm_circle)', 'ULA', 1000, n_steps, None, lambda c: ula(Ug, x, n_steps, 0.05, compile=c), lambda: naive_ula_lebm(Ug, x, n_steps, 0.05, prior_sig=float('inf'))),
+        ('2D target (gmm_circle)', 'MALA', 1000, n_steps, None, lambda c: mala(Ug, x, n_steps, 0.05, compile=c), lambda: naive_mala_daebm(Ug, x, n_steps, 0.05)),
         ('levels T+1=7, 2D', 'MGMS (5 MALA + Gibbs)', 1000, 5, 1000*fl_t*(5 + 7/2), lambda c: mala_within_gibbs(Et, xt, tt, 7, 5, tab, compile=c),
          lambda: naive_mgms_daebm(Et, xt, tt, 5, tab, 7)),
         ('DA-EBM toy net, T+1=7', 'MGMS (5 MALA + Gibbs)', 1000, 5, 1000*fl_g*(5 + 7/2), lambda c: mala_within_gibbs(Eg, xt, tt, 7, 5, tab, compile=c),
