@@ -15,10 +15,12 @@ __all__ = ['prior_samples', 'prior_effect', 'plot_prior_grids']
 def prior_samples(model:LatentMethod, # a trained latent method
                   n:int,              # samples per prior
                   batch:int=500,      # chains per call
+                  which:tuple=('prior', 'reference'), # which of the two to draw (in this order, so the prior's draws do not depend on it)
                  )->dict[str, Tensor]: # 'prior': decoded prior samples; 'reference': decoded reference draws; images on the CPU
     "Images from the learned prior and from the Gaussian reference, through the same generator."
     def draw(fn): return torch.cat([model.decode(fn(min(batch, n - i))).detach().float().cpu() for i in range(0, n, batch)])
-    return dict(prior=draw(model.prior_sample_z), reference=draw(model.reference_sample_z))
+    fns = dict(prior=model.prior_sample_z, reference=model.reference_sample_z)
+    return {k: draw(fns[k]) for k in ('prior', 'reference') if k in which}
 
 def prior_effect(model:LatentMethod,  # a trained latent method
                  x_ref:Tensor,        # real images `(N, 1, 28, 28)` in [-1, 1] (e.g. the test split)

@@ -183,10 +183,19 @@ class GaussianMixture2D(Target2D):
         self.box = box or _box_from(self.means.min(0).values, self.means.max(0).values, 7*float(sd.max()))
         self.h = h or _nice_h(float(sd.min()))
 
-    def _log_probs(self, x):
+    def _whiten(self, x:Tensor)->tuple[Tensor, Tensor]:
+        "The two coordinates of $z_k = L_k^{-1}(x - \\mu_k)$, each `(B, K)`: the explicit 2x2 triangular solve."
         d = x[:, None, :] - self.means; L = self.L
-        z1 = d[..., 0]/L[:, 0, 0]; z2 = (d[..., 1] - L[:, 1, 0]*z1)/L[:, 1, 1]
-        return self.weights.log() - 0.5*(z1**2 + z2**2) - LOG2PI - torch.log(L[:, 0, 0]*L[:, 1, 1])
+        z1 = d[..., 0]/L[:, 0, 0]
+        return z1, (d[..., 1] - L[:, 1, 0]*z1)/L[:, 1, 1]
+
+    def _log_norm(self)->Tensor:
+        "$\\log w_k - \\log 2\\pi - \\log\\lvert L_k\\rvert$, `(K,)`."
+        return self.weights.log() - LOG2PI - torch.log(self.L[:, 0, 0]*self.L[:, 1, 1])
+
+    def _log_probs(self, x):
+        z1, z2 = self._whiten(x)
+        return self._log_norm() - 0.5*(z1**2 + z2**2)
 
     def _sample(self, k, g): return self.means[k] + (self.L[k] @ _randn(len(k), g)[..., None])[..., 0]
 
@@ -204,12 +213,10 @@ def energy(self:GaussianMixture2D, x:Tensor)->Tensor:
 @patch
 def energy_value_and_grad_fn(self:GaussianMixture2D)->Callable[[Tensor], tuple[Tensor, Tensor]]:
     "`f(x) -> (U(x), grad_x U)` by hand, in float64 on the CPU like `log_prob`, returned in the dtype and device of `x`."
-    mu, L = self.means, self.L
-    l00, l10, l11 = L[:, 0, 0], L[:, 1, 0], L[:, 1, 1]
-    c = self.weights.log() - LOG2PI - torch.log(l00*l11)
+    l00, l10, l11 = self.L[:, 0, 0], self.L[:, 1, 0], self.L[:, 1, 1]
+    c = self._log_norm()
     def f(x:Tensor)->tuple[Tensor, Tensor]:
-        d = x.to('cpu', torch.float64)[:, None, :] - mu
-        z1 = d[..., 0]/l00; z2 = (d[..., 1] - l10*z1)/l11
+        z1, z2 = self._whiten(x.to('cpu', torch.float64))
         lp = c - 0.5*(z1*z1 + z2*z2); lse = torch.logsumexp(lp, 1)
         r = (lp - lse[:, None]).exp_()                          # responsibilities
         y2 = z2/l11; y1 = (z1 - l10*y2)/l00                     # L^{-T} z

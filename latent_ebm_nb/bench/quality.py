@@ -23,7 +23,7 @@ def sample_fid(model,        # a latent method (`prior_effect.prior_samples` dra
               )->float:      # FID on the MNIST LeNet features
     "FID of `len(ref)` decoded prior samples of `model` against `ref`, reproducible under `seed`."
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed); xs = prior_samples(model, len(ref))['prior']
+        torch.manual_seed(seed); xs = prior_samples(model, len(ref), which=('prior',))['prior']
     return fid_kid(xs.clamp(-1, 1), ref, 'mnist', seed=seed)['fid']
 
 # %% ../../nbs/44_bench_quality.ipynb #398a4a7e
