@@ -13,8 +13,8 @@ from .core import LebmError, atomic_save, seed_everything, rng_state, set_rng_st
 
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'Diverged', 'CancelRun', 'Method', 'BatchSampler', 'EMA', 'Callback', 'DivergenceGuard', 'MetricsLog',
-           'Periodic', 'Progress', 'TimeBudget', 'LRSchedule', 'Trainer', 'UnsafeCheckpoint', 'read_checkpoint',
-           'checkpoint_meta', 'init_distributed']
+           'Periodic', 'Progress', 'TimeBudget', 'LRSchedule', 'WeightAverage', 'Trainer', 'UnsafeCheckpoint',
+           'read_checkpoint', 'checkpoint_meta', 'init_distributed']
 
 # %% ../nbs/25_trainer.ipynb #b95a0480
 class Diverged(LebmError):
@@ -214,6 +214,25 @@ class LRSchedule(Callback):
         f = self.factor(tr.step)
         for o in tr.method.optimizers().values():
             for g in o.param_groups: g['lr'] = g['initial_lr']*f
+
+# %% ../nbs/25_trainer.ipynb #wa0cod01
+class WeightAverage(Callback):
+    "Uniform average of the method's parameters over the steps after `start`; put in place of the weights when training completes."
+    order = 6
+    def __init__(self, start:int): self.start, self.n, self.avg = start, 0, {}
+    def state_dict(self): return dict(n=self.n, avg=self.avg)
+    def load_state_dict(self, sd): self.n, self.avg = sd['n'], {k: v.clone() for k, v in sd['avg'].items()}
+    @torch.no_grad()
+    def after_step(self, tr):
+        if tr.step <= self.start: return
+        self.n += 1
+        for k, p in tr.method.named_parameters():
+            if k in self.avg: self.avg[k].add_(p.detach() - self.avg[k], alpha=1/self.n)
+            else: self.avg[k] = p.detach().clone()
+    @torch.no_grad()
+    def after_fit(self, tr):
+        if not self.n or tr.step < tr.steps: return     # stopped early: the raw weights stay
+        for k, p in tr.method.named_parameters(): p.copy_(self.avg[k])
 
 # %% ../nbs/25_trainer.ipynb #baff59dc
 class Trainer:
