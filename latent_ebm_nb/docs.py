@@ -14,8 +14,8 @@ from .core import LebmError, project_root
 
 # %% auto #0
 __all__ = ['parse_directives', 'parse_frontmatter', 'page_name', 'sidebar_pages', 'fix_markdown', 'embed_images',
-           'DocsPreprocessor', 'sidebar_html', 'mathjax_source', 'render_site', 'process_notebooks', 'build_docs',
-           'notebook_markdown', 'write_readme', 'execute_notebook']
+           'DocsPreprocessor', 'sidebar_html', 'mathjax_source', 'render_site', 'drop_computed_pages',
+           'process_notebooks', 'build_docs', 'notebook_markdown', 'write_readme', 'execute_notebook']
 
 # %% ../nbs/51_docs.ipynb #bad216e4
 _dir_re = re.compile(r'^\s*#\|\s?(.*)$')
@@ -321,11 +321,20 @@ def _site_cfg(root:Path)->dict:
     f = root/'_quarto.yml'
     return (yaml.safe_load(f.read_text()) or {}) if f.exists() else {}
 
+def drop_computed_pages(nbs:Path, proc:Path)->list[str]:
+    "Delete the processed copies of notebooks with `#| exec_doc` cells (their pages read other files); the names dropped."
+    gone = []
+    for f in sorted(Path(nbs).glob('*.ipynb')):
+        if '#| exec_doc' in f.read_text() and (Path(proc)/f.name).exists(): (Path(proc)/f.name).unlink(); gone.append(f.name)
+    return gone
+
 def process_notebooks(root:Path)->Path:
     "Run nbdev's notebook processing (show_doc, hidden cells, links) into `root/_proc`, without Quarto."
     from nbdev.serve import proc_nbs
+    nbs = root/_settings(root).get('nbs_path', 'nbs')
+    drop_computed_pages(nbs, root/'_proc')   # nbdev reprocesses a notebook only when it changed; these depend on more
     try:
-        with working_directory(root): return Path(proc_nbs(str(root/_settings(root).get('nbs_path', 'nbs')), n_workers=0))
+        with working_directory(root): return Path(proc_nbs(str(nbs), n_workers=0))
     except Exception as e:
         raise LebmError(f"nbdev's processing for the docs failed: {e}\nNote: it runs a code cell that mixes imports with "
                         "other code on its own, without the cells above it; put imports in a cell of their own.") from e
