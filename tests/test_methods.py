@@ -133,7 +133,9 @@ def check_train_daebm(out, m):
         ood = m['ood']['mnist vs fashion_mnist']
         assert 0 <= ood['auroc_energy0'] <= 1 and 0 <= ood['auroc_free_energy'] <= 1
         assert 0 <= m['occ0_final'] <= 1 and 0 <= m['occ0_zero_fraction_second_half'] <= 1   # the buffer's level 0 during training
-        return png(out, 'long_run', 'buffer_levels')
+        assert m['samples_tweedie']['n'] == m['samples']['n'] == 20 and m['samples_tweedie']['fid'] > 0   # the same chains, denoised
+        assert m['chains']['level'] == 0 and m['chains']['n'] == m['buffer_occupancy'][0]*64 and m['chains']['fid'] > 0
+        return png(out, 'long_run', 'buffer_levels', 'samples_tweedie')
     assert 0 <= m['samples_mode_weight_max_err'] <= 1
     if m['method'] == 'daebm':
         assert len(m['p_t']) == 7 and abs(sum(m['p_t']) - 1) < 1e-6 and m['kl'] >= 0

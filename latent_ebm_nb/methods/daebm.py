@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import nn, Tensor
 from fastcore.basics import patch
-from ..core import LebmError
+from ..core import LebmError, energy_grad
 from ..schedules import Schedule, BETA_SCHEDULES
 from ..samplers import AcceptanceMeter, adapt_step_band, adapt_step_log, langevin, Trajectory
 from ..levels import PersistentBuffer, mala_within_gibbs, level_energies, level_conditional, LEVEL_MOVES
@@ -413,8 +413,19 @@ def sample(self:DAEBM, n:int,           # chains
 # %% ../../nbs/34_daebm.ipynb #f4980d04
 class AnnealedSamples(NamedTuple):
     "Annealed-descent samples and the MALA acceptance at each level."
-    x:Tensor         # `(n, ...)` level-0 states, data coordinates
-    accept:Tensor    # `(T+1,)` mean acceptance at each level (index t)
+    x:Tensor                 # `(n, ...)` level-0 states, data coordinates
+    accept:Tensor            # `(T+1,)` mean acceptance at each level (index t)
+    x_tweedie:Tensor|None    # `(n, ...)` Tweedie's $E[x_0 \mid x_1]$ of the states the chains left level 1 with, data coordinates (None: T = 0)
+
+@patch
+def tweedie(self:DAEBM, x:Tensor,    # `(n, ...)` states at level `t`, model coordinates
+            t:int,                   # their level, 1..T
+           )->Tensor:                # `(n, ...)` the model's $E[x_0 \mid x_t]$, model coordinates
+    "Tweedie's posterior mean of the clean data given a level-$t$ state: $(x_t - \\bar\\sigma_t^2\\nabla_x U(x_t, t))/\\sqrt{\\bar\\alpha_t}$."
+    if not 1 <= t <= self.T: raise LebmError(f"tweedie needs a noised level t in 1..{self.T}, got {t}")
+    lv = torch.full((len(x),), t, dtype=torch.long, device=x.device)
+    _, g = energy_grad(lambda z: self.E(z, lv), x)
+    return (x - self.sched.sigma_bar[t]**2*g)/self.sched.sqrt_alpha_bar[t]
 
 @patch
 def sample_annealed(self:DAEBM, n:int,                   # chains
@@ -426,11 +437,13 @@ def sample_annealed(self:DAEBM, n:int,                   # chains
     K = steps_per_level or self.cfg.n_steps
     x = self.noise(n)
     acc = torch.zeros(self.T + 1, device=x.device)
+    x_tw = None
     for t in range(self.T, -1, -1):
+        if t == 0 and self.T: x_tw = self.to_data(self.tweedie(x, 1))   # one more gradient: the level-1 states' denoised means
         lv = torch.full((n,), t, dtype=torch.long, device=x.device)
         x, st = langevin(self.E, x, K, self.step_table[t], mala=mala, level=lv, traj=traj)
         acc[t] = st.rate.mean()
-    return AnnealedSamples(self.to_data(x), acc)
+    return AnnealedSamples(self.to_data(x), acc, x_tw)
 
 @patch
 @torch.no_grad()

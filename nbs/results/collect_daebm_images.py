@@ -1,0 +1,45 @@
+"""Update daebm_images.json (DA-EBM on images at CPU scale) from the run directories that are present.
+
+Each row of the table comes from one run's metrics.json (`lebm run train_daebm ...`, commands in COMMANDS). Rows whose
+run directory is absent (runs are git-ignored; a later session may be on another machine) are kept as they are in the
+JSON, so the table can be completed run by run. Run from the project root:
+    python nbs/results/collect_daebm_images.py [runs folder, default runs]
+"""
+import json, sys, datetime
+from pathlib import Path
+
+COMMON = "OMP_NUM_THREADS=1 lebm run train_daebm -p n_samples 500 -p threads 1 --no-progress"
+# row name -> (run directory, dataset, command)
+RUNS = {('DA-EBM mnist_cpu', 'mnist'): ('daebm_mnist', f"{COMMON} -p dataset mnist --out runs/daebm_mnist"),
+        ('DA-EBM mnist_cpu', 'fashion_mnist'): ('daebm_fashion', f"{COMMON} -p dataset fashion_mnist --out runs/daebm_fashion"),
+        ('persistent EBM, T = 0 (mnist_ebm_persistent)', 'mnist'):
+            ('ebm_mnist', f"{COMMON} -p dataset mnist -p preset mnist_ebm_persistent --out runs/ebm_mnist"),
+        ('persistent EBM, T = 0 (mnist_ebm_persistent)', 'fashion_mnist'):
+            ('ebm_fashion_mnist', f"{COMMON} -p dataset fashion_mnist -p preset mnist_ebm_persistent --out runs/ebm_fashion_mnist")}
+OUT = Path('nbs/results/daebm_images.json')
+
+def r(v, n=1): return None if v is None else round(float(v), n)
+
+def row(name:str, dataset:str, m:dict)->list:
+    "One table row (the JSON's columns) from a run's metrics."
+    s, ood = m['samples'], next(iter(m['ood'].values()))
+    return [name, dataset, m['steps'], r(m['train_seconds']/60), s['n'], r(s['fid']), r(s['kid_mean']),
+            r(s['nn_dist_to_train'], 2), r(s['nn_dist_test_to_train'], 2), r(m.get('long_run_class_kept'), 2), r(ood['auroc_energy0'], 3)]
+
+def main(runs:Path):
+    res = json.loads(OUT.read_text())
+    rows = {(x[0], x[1]): x for x in res['table']['rows']}
+    found = []
+    for key, (d, cmd) in RUNS.items():
+        p = runs/d/'metrics.json'
+        if not p.exists(): continue
+        rows[key] = row(*key, json.loads(p.read_text())); found.append(key)
+        if cmd not in res['commands']: res['commands'].append(cmd)
+    order = lambda k: (k[1] != 'mnist', 'reference' in k[0], 'T = 0' in k[0])   # per data set: DA-EBM, its T = 0 ablation, the reference
+    res['table']['rows'] = [rows[k] for k in sorted(rows, key=order)]
+    if found: res['date'] = str(datetime.date.today())
+    OUT.write_text(json.dumps(res, indent=1) + '\n')
+    print(f'{OUT}: rows updated from {len(found)} runs: {found}')
+    for x in res['table']['rows']: print(x)
+
+if __name__ == '__main__': main(Path(sys.argv[1] if len(sys.argv) > 1 else 'runs'))
