@@ -18,7 +18,7 @@ from ..core import PRECISIONS
 
 # %% auto #0
 __all__ = ['DAEBM_PRESETS', 'REFERENCES', 'DAEBMConfig', 'TiltedEnergy', 'FitReference', 'DAEBM', 'Standardise', 'DataBuffer',
-           'offset_step', 'DAEBMSamples', 'AnnealedSamples']
+           'level_slots', 'offset_step', 'DAEBMSamples', 'AnnealedSamples']
 
 # %% ../../nbs/34_daebm.ipynb #f7f251c1
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class DAEBMConfig:
     buffer_init:str = 'noise'       # 'noise' (paper: N(0, I) states), 'data' (training data noised to each slot's level) or 'reference' (the energy's reference at it)
     reinit_prob:float = 0.          # DA-EBM is purely persistent
     level_move:str = 'gibbs'        # 'gibbs' (paper), 'neighbour' or 'none' (chains keep their levels)
+    level0_share:float|None = None  # share of level 0 in the positives' levels and the buffer's slots, the rest even over 1..T (None: uniform, as the paper)
     offset_rate:float = 0.          # gamma of the learned per-level energy offsets' update (`offset_step`; 0: none, as the paper)
     mh_start:int = 500              # iterations of ULA before MH is switched on
     adapt_every:int = 500           # step-size adaptation period (only once MH is on)
@@ -235,6 +236,11 @@ class DAEBM(Method):
         self.register_buffer('offsets', torch.zeros(L))   # per-level energy offsets c_t (learned when `offset_rate` > 0)
         self.register_load_state_dict_pre_hook(_zero_offsets)   # checkpoints from before the offsets: c = 0
         buf = PersistentBuffer.create(cfg.buffer_size, self.noise, L, 'uniform')
+        if cfg.level0_share is not None:
+            if not cfg.T or not 0 < cfg.level0_share < 1 or cfg.offset_rate:
+                raise LebmError(f"level0_share must be in (0, 1), with T >= 1 and offset_rate 0 (the offsets aim at a uniform level "
+                                f"marginal); got level0_share={cfg.level0_share}, T={cfg.T}, offset_rate={cfg.offset_rate}")
+            buf.level = level_slots(cfg.buffer_size, self.level_probs)
         self.register_buffer('buf_x', buf.x); self.register_buffer('buf_t', buf.level)
         self.meter = AcceptanceMeter(cfg.T + 1)
         self.opt = torch.optim.Adam(self.E.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
@@ -297,10 +303,25 @@ def buffer(self:DAEBM)->PersistentBuffer:
 @patch
 def _store(self:DAEBM, buf:PersistentBuffer): self.buf_x, self.buf_t = buf.x, buf.level
 
+@patch(as_prop=True)
+def level_probs(self:DAEBM)->Tensor:
+    "`(T+1,)` the training levels' distribution $\\pi(t)$: uniform, or `level0_share` at $t = 0$ and the rest even over $1..T$."
+    L, s = self.T + 1, self.cfg.level0_share
+    p = torch.full((L,), 1/L) if s is None else torch.tensor([s] + [(1 - s)/self.T]*self.T)
+    return p.to(self.step_table.device)
+
+def level_slots(n:int,          # buffer slots
+                probs:Tensor,   # `(L,)` level probabilities
+               )->Tensor:       # `(n,)` long, sorted levels; level t holds round(n P(<= t)) - round(n P(< t)) slots
+    "Deterministic allocation of `n` buffer slots to levels in proportion to `probs`."
+    cum = torch.cat([probs.new_zeros(1), probs.double().cumsum(0)*n]).round().long()
+    return torch.repeat_interleave(torch.arange(len(probs), device=probs.device), cum.diff())
+
 @patch
 def positives(self:DAEBM, x0:Tensor)->tuple[Tensor, Tensor]:
-    "Diffusion data: `x0` noised to uniform random levels, `(B, d)` and `(B,)`."
-    t = torch.randint(0, self.T + 1, (x0.shape[0],), device=x0.device)
+    "Diffusion data: `x0` noised to random levels $t \\sim \\pi$ (uniform unless `level0_share`), `(B, d)` and `(B,)`."
+    if self.cfg.level0_share is None: t = torch.randint(0, self.T + 1, (x0.shape[0],), device=x0.device)
+    else: t = torch.multinomial(self.level_probs, x0.shape[0], replacement=True)
     return (self.sched.q_sample(x0, t) if self.T else x0), t
 
 @patch
@@ -378,7 +399,7 @@ def train_step(self:DAEBM, x0:Tensor)->dict[str, Tensor]:
     if it >= c.mh_start and (it + 1 - c.mh_start) % c.adapt_every == 0: self.adapt()
     occ = torch.bincount(self.buf_t, minlength=self.T + 1).float() / len(self.buf_t)
     return dict(loss=loss.detach(), en_pos=en_pos.detach(), en_neg=en_neg.detach(), accept=self._last_accept,
-                mh=torch.tensor(float(it >= c.mh_start)), occ_dev=(occ - 1/(self.T + 1)).abs().max(), occ0=occ[0])
+                mh=torch.tensor(float(it >= c.mh_start)), occ_dev=(occ - self.level_probs).abs().max(), occ0=occ[0])
 
 # %% ../../nbs/34_daebm.ipynb #358f3764
 class DAEBMSamples(NamedTuple):
