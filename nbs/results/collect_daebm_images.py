@@ -12,6 +12,10 @@ COMMON = "OMP_NUM_THREADS=1 lebm run train_daebm -p n_samples 500 -p threads 1 -
 # row name -> (run directory, dataset, command)
 RUNS = {('DA-EBM mnist_cpu', 'mnist'): ('daebm_mnist', f"{COMMON} -p dataset mnist --out runs/daebm_mnist"),
         ('DA-EBM mnist_cpu', 'fashion_mnist'): ('daebm_fashion', f"{COMMON} -p dataset fashion_mnist --out runs/daebm_fashion"),
+        ('DA-EBM mnist_cpu, level0_share 0.5', 'mnist'):
+            ('daebm_l0_mnist', f"{COMMON} -p dataset mnist -p options level0_share=0.5 --out runs/daebm_l0_mnist"),
+        ('DA-EBM mnist_cpu, level0_share 0.5', 'fashion_mnist'):
+            ('daebm_l0_fashion_mnist', f"{COMMON} -p dataset fashion_mnist -p options level0_share=0.5 --out runs/daebm_l0_fashion_mnist"),
         ('persistent EBM, T = 0 (mnist_ebm_persistent)', 'mnist'):
             ('ebm_mnist', f"{COMMON} -p dataset mnist -p preset mnist_ebm_persistent --out runs/ebm_mnist"),
         ('persistent EBM, T = 0 (mnist_ebm_persistent)', 'fashion_mnist'):
