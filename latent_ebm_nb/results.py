@@ -53,7 +53,7 @@ def legacy_table(d:dict, # a summary with `runs*` lists of per-run records
 def result_section(d:dict,   # one parsed summary
                    name:str, # its file name, shown as the source
                   )->str:    # markdown
-    "One summary as a markdown section: title, date and machine, note, table, commands, failed runs."
+    "One summary as a markdown section: title, date and machine, note, table, its `summary` table (means over seeds) if any, commands, failed runs."
     table, cmds = (d['table'], list(d.get('commands') or [])) if isinstance(d.get('table'), dict) else legacy_table(d)
     cmds = list(dict.fromkeys(cmds + [c for c in d.get('commands') or [] if c not in cmds]))
     title = d.get('title') or Path(name).stem.replace('_', ' ')
@@ -61,6 +61,7 @@ def result_section(d:dict,   # one parsed summary
            f"Source: `nbs/results/{name}`."]
     if d.get('note'): out.append(str(d['note']))
     out.append(markdown_table(table['columns'], table['rows']) if table['rows'] else '*(no rows yet)*')
+    if isinstance(sm := d.get('summary'), dict) and sm.get('rows'): out += ['Summary:', markdown_table(sm['columns'], sm['rows'])]
     if cmds: out += ['Reproduce:', '```sh\n' + '\n'.join(cmds) + '\n```']
     failed = [f for f in d.get('failed') or [] if isinstance(f, dict)]
     if failed: out += ['Failed runs:', '\n'.join(f"- `{f.get('command', '?')}`: {f.get('error', '')}" for f in failed)]

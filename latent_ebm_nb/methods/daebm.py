@@ -436,7 +436,7 @@ class AnnealedSamples(NamedTuple):
     "Annealed-descent samples and the MALA acceptance at each level."
     x:Tensor                 # `(n, ...)` level-0 states, data coordinates
     accept:Tensor            # `(T+1,)` mean acceptance at each level (index t)
-    x_tweedie:Tensor|None    # `(n, ...)` Tweedie's $E[x_0 \mid x_1]$ of the states the chains left level 1 with, data coordinates (None: T = 0)
+    x_tweedie:Tensor|None    # `(n, ...)` Tweedie's $E[x_0 \mid x_1]$ of the states the chains left level 1 with, data coordinates (None: started at level 0)
 
 @patch
 def tweedie(self:DAEBM, x:Tensor,    # `(n, ...)` states at level `t`, model coordinates
@@ -453,14 +453,18 @@ def sample_annealed(self:DAEBM, n:int,                   # chains
                     steps_per_level:int|None=None,       # MALA steps at each level (default: the training K)
                     mala:bool=True,                      # MH correction (False: ULA)
                     traj:Trajectory|None=None,           # records the chains (model coordinates; levels in `traj.level`)
+                    start:int|None=None,                 # the level the descent starts at, from its reference's draws (None: T)
                    )->AnnealedSamples:
-    "Generation by annealed descent: chains from the top level's reference (or N(0, I)), `steps_per_level` MALA steps at each level T, ..., 0."
-    K = steps_per_level or self.cfg.n_steps
-    x = self.noise(n)
-    acc = torch.zeros(self.T + 1, device=x.device)
+    "Generation by annealed descent: chains from the level-`start` reference (or N(0, I) at T), `steps_per_level` MALA steps at each level start, ..., 0."
+    K, s = steps_per_level or self.cfg.n_steps, self.T if start is None else start
+    if not 0 <= s <= self.T: raise LebmError(f"start must be a level in 0..{self.T}, got {start}")
+    if s < self.T and getattr(self.E, 'reference', 'none') == 'none':
+        raise LebmError(f"start={s} below the top level needs an energy with a Gaussian reference to draw level-{s} starts from; this one has none")
+    x = self.noise(n) if s == self.T else self.E.ref_sample(n, s)
+    acc = torch.full((self.T + 1,), float('nan'), device=x.device)   # NaN: levels above `start`, not visited
     x_tw = None
-    for t in range(self.T, -1, -1):
-        if t == 0 and self.T: x_tw = self.to_data(self.tweedie(x, 1))   # one more gradient: the level-1 states' denoised means
+    for t in range(s, -1, -1):
+        if t == 0 and s: x_tw = self.to_data(self.tweedie(x, 1))   # one more gradient: the level-1 states' denoised means
         lv = torch.full((n,), t, dtype=torch.long, device=x.device)
         x, st = langevin(self.E, x, K, self.step_table[t], mala=mala, level=lv, traj=traj)
         acc[t] = st.rate.mean()
