@@ -253,7 +253,8 @@ def test_results_page(site):
         cmds = d.get('commands') or [r['command'] for k, v in d.items() if k.startswith('runs') for r in v]
         for c in cmds: assert re.sub(r'\s+', ' ', c) in code, f'{f.name}: command missing from the code blocks: {c}'
         if d.get('date'): assert d['date'] in text
-    assert main.count('<table') == len(files), 'one table per summary file'
+    n_summary = sum(isinstance(s := json.loads(f.read_text()).get('summary'), dict) and bool(s.get('rows')) for f in files)
+    assert main.count('<table') == len(files) + n_summary, 'one table per summary file, one more for each summary over seeds'
     assert 'Traceback' not in text
 
 
