@@ -37,7 +37,7 @@ def main(run_dirs:list[str]):
         params = json.loads((Path(d)/'params.json').read_text())['params']; ds = params['dataset']
         model = load_run(d).eval(); T = model.T
         x_test = load_tensors(ds, train=False)[0]*2 - 1
-        data, labels = load_tensors(ds, train=True)
+        _, labels = load_tensors(ds, train=True)   # the training split's class frequencies
         freq_data = torch.bincount(labels, minlength=10).double()/len(labels)
         net = load_feature_net(ds)
         for start in sorted({0, T//3, 2*T//3, T}):
