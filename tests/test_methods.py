@@ -135,6 +135,9 @@ def check_train_daebm(out, m):
         assert 0 <= m['occ0_final'] <= 1 and 0 <= m['occ0_zero_fraction_second_half'] <= 1   # the buffer's level 0 during training
         assert m['samples_tweedie']['n'] == m['samples']['n'] == 20 and m['samples_tweedie']['fid'] > 0   # the same chains, denoised
         assert m['chains']['level'] == 0 and m['chains']['n'] == m['buffer_occupancy'][0]*64 and m['chains']['fid'] > 0
+        # -p sample_start 1: the descent visits levels 1 and 0 only, sample_steps // 2 steps each
+        assert m['annealed_start'] == 1 and m['annealed_steps_per_level'] == 550//2 and m['annealed_accept'][2:] == [None]*(m['T'] - 1)
+        assert all(0 <= a <= 1 for a in m['annealed_accept'][:2])
         return png(out, 'long_run', 'buffer_levels', 'samples_tweedie')
     assert 0 <= m['samples_mode_weight_max_err'] <= 1
     if m['method'] == 'daebm':
@@ -153,7 +156,8 @@ TRAIN_RUNS = {
     'train_daebm': (['-p', 'steps', '10', '-p', 'n_samples', '50', '-p', 'n_data', '1000'], check_train_daebm)}
 RUN_CASES = ([(s.name, nb, []) for s in METHODS.values() for nb in s.notebooks if nb in TRAIN_RUNS] +
              [('daebm', 'train_daebm', ['-p', 'dataset', 'mnist', '-p', 'preset', 'tiny_image', '-p', 'steps', '4', '-p', 'n_samples', '20',
-                                        '-p', 'n_ood', '50', '-p', 'max_transitions', '20', '-p', 'long_run_steps', '5'])])
+                                        '-p', 'n_ood', '50', '-p', 'max_transitions', '20', '-p', 'long_run_steps', '5',
+                                        '-p', 'sample_start', '1'])])
 
 @pytest.mark.parametrize('name,notebook,extra', RUN_CASES, ids=lambda v: ('images' if 'mnist' in v else '2d') if isinstance(v, list) else v)
 def test_run_notebook_trains_the_method(name, notebook, extra, lebm, root, tmp_path):
@@ -218,3 +222,11 @@ def test_pickle_payload_is_refused(tmp_path):
         with pytest.raises(UnsafeCheckpoint, match=r"refused to load .*checkpoint\.pt: it is not a weights-only checkpoint \(Unsupported global: GLOBAL io\.open"):
             load()
     assert not flag.exists()
+
+def test_train_daebm_rejects_a_bad_sample_start_before_training(lebm, root, tmp_path):
+    "A descent start above the preset's T fails in the setup cell, with the valid range, before any training step."
+    out = tmp_path/'r'
+    r = run(lebm, root, 'run', 'train_daebm', '-p', 'dataset', 'mnist', '-p', 'preset', 'tiny_image', '-p', 'sample_start', '4',
+            '--out', str(out), '--no-progress')
+    assert r.returncode == 1 and 'sample_start must be -1 (start at T) or a level 0..3 of this preset, got 4' in r.stderr, r.stderr[-2000:]
+    assert not (out/'checkpoint.pt').exists() and not (out/'metrics.jsonl').exists()
