@@ -11,7 +11,7 @@ from latent_ebm_nb.bench.lebm import cpu_flags
 COMMON = ("OMP_NUM_THREADS=1 lebm run train_daebm -p dataset mnist -p class_weights 3,3,3,3,3,1,1,1,1,1 -p n_samples 500 "
           "-p threads 1 -p long_run_steps 0 -p n_ood 200 --no-progress")
 DA, PE = 'DA-EBM (mnist_cpu)', 'persistent EBM, T = 0 (mnist_ebm_persistent)'
-RUNS = [  # (model, seed, run folder, extra parameters); a run folder that is missing is skipped
+RUNS = [  # (model, seed, run folder, extra parameters); a missing run folder keeps its committed row, or is skipped
     (DA, 0, 'daebm_mnist_imb', ''),
     (PE, 0, 'ebm_mnist_imb', '-p preset mnist_ebm_persistent'),
     (DA + ', descent from level 6', 0, 'daebm_mnist_imb_start6', '-p sample_start 6'),
@@ -34,9 +34,8 @@ def row(name:str, seed:int, m:dict)->tuple[list, dict]:
 def kept_rows(p:Path)->dict:
     "The committed table's rows and per-class lists by (model, seed): run folders are git-ignored, their results are not."
     if not p.exists(): return {}
-    old = json.loads(p.read_text()); cols = old['table']['columns']
-    fix = (lambda r: r) if 'seed' in cols else (lambda r: [r[0], 0] + r[1:])   # tables before the seed column: seed 0
-    return {(r[0], fix(r)[1]): (fix(r), dict(pc, seed=pc.get('seed', 0))) for r, pc in zip(old['table']['rows'], old['per_class'])}
+    old = json.loads(p.read_text())
+    return {(r[0], r[1]): (r, pc) for r, pc in zip(old['table']['rows'], old['per_class'])}
 
 def main(runs:Path):
     p = Path('nbs/results/daebm_class_imbalance.json')
@@ -55,8 +54,8 @@ def main(runs:Path):
                      "('samples'), of the persistent training chains at their lowest level at the end of training ('chains'; the T = 0 "
                      "baseline's chains are its PCD buffer) and of as many draws of the Gaussian reference alone (the untrained model), "
                      "against the training set's. Errors are absolute differences of class frequencies; TV = half the L1 distance. "
-                     "'descent from level 6': the same model's samples drawn by annealed descent started at level 6 "
-                     "(`-p sample_start 6`) instead of the top level 10. 3,500 iterations each."),
+                     "'descent from level 6': a model trained by the same command and seed, its samples drawn by annealed descent "
+                     "started at level 6 (`-p sample_start 6`) instead of the top level 10. 3,500 iterations each."),
                commands=cmds + ["python nbs/results/collect_daebm_class_imbalance.py"], table=dict(columns=COLUMNS, rows=rows), per_class=per_class)
     p.write_text(json.dumps(out, indent=1) + '\n'); print(p)
     for r in rows: print(dict(zip(COLUMNS, r)))
