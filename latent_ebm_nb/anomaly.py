@@ -13,7 +13,8 @@ from .trainer import Callback
 
 # %% auto #0
 __all__ = ['mnist_pool', 'HeldoutSplit', 'heldout_split', 'auprc', 'auroc', 'last_k_summary', 'average_precision', 'tie_fraction',
-           'TiedScoresWarning', 'evaluate_scores', 'score_batched', 'terms_batched', 'AnomalyEval', 'summarize_records',
+           'TiedScoresWarning', 'evaluate_scores', 'TermCalibration', 'fit_calibration', 'calibrated_scores',
+           'anomaly_scores', 'score_batched', 'terms_batched', 'AnomalyEval', 'term_histograms', 'summarize_records',
            'summary_table']
 
 # %% ../nbs/40_anomaly.ipynb #0d4dd3fb
@@ -30,23 +31,28 @@ class HeldoutSplit(NamedTuple):
     x_test:Tensor   # `(M, 1, 28, 28)` test-normal and every image of the held-out digit, shuffled
     y_test:Tensor   # `(M,)` 1 = anomaly (the held-out digit), 0 = normal
     digit:int
+    x_val:Tensor|None = None  # `(V, 1, 28, 28)` normal training images held out from training, for calibrating scores (None: none)
 
 # %% ../nbs/40_anomaly.ipynb #8e377299
 def heldout_split(digit:int, # the held-out (anomalous) digit c
                   pool:tuple[Tensor, Tensor]|None=None, # `mnist_pool()` (loaded when None)
-                  train_frac:float=0.8)->HeldoutSplit:
-    "The held-out-digit split of the reference code, with its RNG re-seeded for every call."
+                  train_frac:float=0.8,
+                  n_val:int=0,  # normal training images held out from training as `x_val` (the last `n_val` of the training part)
+                 )->HeldoutSplit:
+    "The held-out-digit split of the reference code, with its RNG re-seeded for every call; optionally a validation part of the normals."
     if not 0 <= digit <= 9: raise LebmError(f"digit must be in 0..9, got {digit}")
     x, y = pool if pool is not None else mnist_pool()
     rng = np.random.RandomState(42)
     normal, anom = np.flatnonzero(y.numpy() != digit), np.flatnonzero(y.numpy() == digit)
     normal = normal[rng.permutation(len(normal))]
     n_tr = int(len(normal)*train_frac)
+    if not 0 <= n_val < n_tr: raise LebmError(f"n_val must be in 0..{n_tr - 1} (the training part has {n_tr} normal images), got {n_val}")
     test_idx = np.concatenate([normal[n_tr:], anom])
     labels = np.concatenate([np.zeros(len(normal) - n_tr), np.ones(len(anom))])
     order = rng.permutation(len(test_idx))
-    return HeldoutSplit(x[torch.from_numpy(normal[:n_tr])], x[torch.from_numpy(test_idx[order])],
-                        torch.from_numpy(labels[order]).long(), digit)
+    take = lambda i: x[torch.from_numpy(i)]
+    return HeldoutSplit(take(normal[:n_tr - n_val]), take(test_idx[order]), torch.from_numpy(labels[order]).long(), digit,
+                        take(normal[n_tr - n_val:n_tr]) if n_val else None)
 
 # %% ../nbs/40_anomaly.ipynb #e9249f8e
 def _labels_scores(labels, scores, what:str='anomaly')->tuple[np.ndarray, np.ndarray]:
@@ -109,6 +115,52 @@ def evaluate_scores(labels:Tensor|np.ndarray, # `(N,)` 1 = anomaly
         out[name] = dict(auprc=auprc(labels, s), ap=average_precision(labels, s), ties=ties)
     return out
 
+# %% ../nbs/40_anomaly.ipynb #bbb92b5f
+class TermCalibration(NamedTuple):
+    "Location and scale of each score term on validation normals, and the correlation of the standardised terms."
+    names:tuple       # the terms, in order
+    mean:np.ndarray   # `(K,)` $\mu_k$
+    std:np.ndarray    # `(K,)` $s_k$ (sample standard deviation)
+    corr:np.ndarray   # `(K, K)` $C$, the correlation of $u$ over the validation normals
+    n:int             # validation images
+
+def _term_matrix(terms:dict, names:tuple)->np.ndarray:
+    missing = [k for k in names if k not in terms]
+    if missing: raise LebmError(f"score terms {missing} are missing; got {list(terms)}")
+    t = np.stack([np.asarray(terms[k], dtype=np.float64).ravel() for k in names], 1)
+    if not np.isfinite(t).all(): raise LebmError(f"score terms {list(names)} contain NaN or inf")
+    return t
+
+def fit_calibration(val_terms:dict[str, Tensor|np.ndarray], # each term `(V,)` on validation normals
+                    names:tuple=('recon', 'prior'),          # the terms to calibrate, in order
+                   )->TermCalibration:
+    "Fit $\\mu_k$, $s_k$ and $C$ on validation normals (never on test images)."
+    t = _term_matrix(val_terms, names)
+    n, K = t.shape
+    if n < K + 2: raise LebmError(f"calibration needs at least {K + 2} validation images, got {n}: hold out more (n_val)")
+    mean, std = t.mean(0), t.std(0, ddof=1)
+    if (std == 0).any(): raise LebmError(f"score term(s) {[k for k, s in zip(names, std) if s == 0]} are constant on the validation images: cannot calibrate")
+    u = (t - mean)/std
+    return TermCalibration(tuple(names), mean, std, u.T @ u/(n - 1), n)
+
+def calibrated_scores(cal:TermCalibration, # from `fit_calibration`
+                      terms:dict[str, Tensor|np.ndarray], # each term `(N,)` of the images to score
+                     )->dict[str, np.ndarray]: # 'std_sum' $S$ and 'typicality' $\tau$, `(N,)`, higher = more anomalous
+    "The standardised sum and the Gaussian typicality score of `terms` under a calibration."
+    u = (_term_matrix(terms, cal.names) - cal.mean)/cal.std
+    sign, logdet = np.linalg.slogdet(2*math.pi*cal.corr)
+    if sign <= 0: raise LebmError("the terms' correlation on the validation images is singular: one term is a copy of another")
+    return dict(std_sum=u.sum(1), typicality=0.5*np.einsum('nk,kl,nl->n', u, np.linalg.inv(cal.corr), u) + 0.5*logdet)
+
+def anomaly_scores(val_terms:dict[str, Tensor|np.ndarray],  # terms on validation normals (calibration)
+                   test_terms:dict[str, Tensor|np.ndarray], # terms on the images to score
+                   w:float,                                  # the protocol's weight of `recon`
+                  )->dict[str, np.ndarray]:                  # score name -> `(N,)`, higher = more anomalous
+    "Every score of the test images: the protocol's `joint` = w recon + prior, each term alone, and the two calibrated scores."
+    t = {k: np.asarray(v, dtype=np.float64) for k, v in test_terms.items()}
+    cal = calibrated_scores(fit_calibration(val_terms), t)
+    return dict(joint=w*t['recon'] + t['prior'], recon=t['recon'], prior=t['prior'], **cal)
+
 # %% ../nbs/40_anomaly.ipynb #bec29e1d
 @torch.no_grad()
 def score_batched(score_fn:Callable[[Tensor], Tensor], x:Tensor, batch_size:int=1000)->Tensor:
@@ -120,6 +172,11 @@ def terms_batched(terms_fn:Callable[[Tensor], dict[str, Tensor]], x:Tensor, batc
     "Each named term `(N,)` of `x`, from one call of `terms_fn` per batch."
     parts = [{k: v.float().cpu() for k, v in terms_fn(x[i:i+batch_size]).items()} for i in range(0, len(x), batch_size)]
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+def _record(step:int, labels, scores:dict)->dict:
+    "One flat evaluation record: step, images scored, then `<score>_auprc`, `<score>_ap`, `<score>_ties` per score."
+    res = evaluate_scores(np.asarray(labels), scores)
+    return {'step': step, 'n_test': len(labels), **{f'{n}_{m}': v for n, d in res.items() for m, v in d.items()}}
 
 class AnomalyEval(Callback):
     "Every `every` steps over the last `n_evals` evaluation points: the joint score and each term, by trapezoidal AUPRC and AP."
@@ -138,19 +195,40 @@ class AnomalyEval(Callback):
     def auprcs(self)->list[tuple[int, float]]: return [(r['step'], r['joint_auprc']) for r in self.records]
     def state_dict(self): return {'records': [dict(r) for r in self.records]}
     def load_state_dict(self, sd): self.records = [dict(r) for r in sd['records']]
+    def _terms(self, step:int, x:Tensor)->dict[str, Tensor]:
+        "The terms of `x`, their chains seeded by `step` (re-scoring at a step gives the same terms)."
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(step)
+            return terms_batched(self.terms_fn, x, self.bs)
     def evaluate(self, step:int, full:bool=False)->dict:
         "Score the test subset (`full`: the whole test split) once, its chains seeded by `step`: the record of every score and metric."
         n = None if full else self.n_test
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(step)
-            t = terms_batched(self.terms_fn, self.split.x_test[:n], self.bs)
-        res = evaluate_scores(self.split.y_test[:n].numpy(), {'joint': self.w*t['recon'] + t['prior'], **t})
-        return {'step': step, 'n_test': len(t['recon']), **{f'{n}_{m}': v for n, d in res.items() for m, v in d.items()}}
+        t = self._terms(step, self.split.x_test[:n])
+        return _record(step, self.split.y_test[:n].numpy(), {'joint': self.w*t['recon'] + t['prior'], **t})
+    def final(self, step:int)->tuple[dict, dict]:
+        "The whole test split scored by every score, the calibrated ones fitted on `split.x_val` first: (record, {'val': terms, 'test': terms})."
+        if self.split.x_val is None: raise LebmError("calibrated scores need validation normals: make the split with n_val > 0")
+        val = self._terms(step + 1, self.split.x_val)          # the calibration is fixed before a test image is scored
+        test = self._terms(step, self.split.x_test)
+        return _record(step, self.split.y_test.numpy(), anomaly_scores(val, test, self.w)), dict(val=val, test=test)
     def after_step(self, tr):
         due = tr.step % self.every == 0 and tr.step > tr.steps - self.n_evals*self.every
         if not due or tr.rank != 0: return
         r = self.evaluate(tr.step); self.records.append(r)
         tr.log({f'eval/{k}': v for k, v in r.items() if k != 'step'})
+
+def term_histograms(terms:dict[str, dict[str, Tensor|np.ndarray]], # {'val': terms, 'test': terms}, as `AnomalyEval.final` returns
+                    labels:Tensor|np.ndarray,  # `(N,)` test labels, 1 = anomaly (for the picture only: no score reads them)
+                    names:tuple=('recon', 'prior'), bins:int=40,
+                   )->dict[str, dict]:        # name -> {'edges', 'val', 'test_normal', 'test_anomaly'} (counts; outliers in the end bins)
+    "Histograms of each term on the validation normals and on the normal and anomalous test images, on common bins."
+    lab = np.asarray(labels).astype(bool); out = {}
+    for k in names:
+        v, t = (np.asarray(terms[p][k], dtype=np.float64) for p in ('val', 'test'))
+        lo, hi = np.quantile(np.r_[v, t], [0.005, 0.995]); edges = np.linspace(lo, hi, bins + 1)
+        h = lambda a: np.histogram(np.clip(a, lo, hi), edges)[0].tolist()
+        out[k] = dict(edges=edges.tolist(), val=h(v), test_normal=h(t[~lab]), test_anomaly=h(t[lab]))
+    return out
 
 # %% ../nbs/40_anomaly.ipynb #b1e0a009
 def summarize_records(records:list[dict], # `AnomalyEval.records`: {'step', '<score>_auprc', '<score>_ap', ...} per evaluation

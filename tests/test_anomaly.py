@@ -81,7 +81,11 @@ def test_anomaly_run_reports_both_protocols(lebm, root, tmp_path):
     assert 0 < m['anomaly_fraction'] < 1
     # evaluations score a fixed 300-image subset; the final model is scored once more on the whole split (digit 1: 20,302 images)
     assert [rec['n_test'] for rec in m['records']] == [300, 300] and m['eval_n'] == 300
-    assert m['full_test']['n_test'] == 20_302 and m['full_test']['step'] == 4 and set(m['full_test']) == set(m['records'][-1])
+    assert m['full_test']['n_test'] == 20_302 and m['full_test']['step'] == 4 and m['n_val'] == 3000
+    # the final evaluation adds the two calibrated scores (fitted on the 3,000 held-out training normals) to the record's scores
+    assert set(m['full_test']) == set(m['records'][-1]) | {f'{s}_{k}' for s in ('std_sum', 'typicality') for k in ('auprc', 'ap', 'ties')}
+    assert set(m['term_histograms']) == {'recon', 'prior'} and sum(m['term_histograms']['prior']['val']) == 3000
+    assert sorted(np.load(out/'terms.npz').files) == ['test_prior', 'test_recon', 'val_prior', 'val_recon', 'y_test']
 
 from latent_ebm_nb.methods import methods_for
 from latent_ebm_nb.anomaly import heldout_split
