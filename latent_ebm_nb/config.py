@@ -7,7 +7,8 @@ from typing import Any
 from .core import LebmError
 
 # %% auto #0
-__all__ = ['ConfigError', 'parse_options', 'coerce', 'config_fields', 'make_config', 'config_from_dict']
+__all__ = ['ConfigError', 'parse_options', 'coerce', 'renamed', 'upgrade_settings', 'config_fields', 'make_config',
+           'config_from_dict']
 
 # %% ../nbs/05_config.ipynb #f687f6dd
 class ConfigError(LebmError):
@@ -86,6 +87,25 @@ def coerce(name:str,            # the setting's name (for the message)
         raise ConfigError(f"setting {name}={value!r}: not one of the choices {', '.join(map(repr, choices))}")
     return out
 
+# %% ../nbs/05_config.ipynb #48284260
+def renamed(cls:type)->dict:
+    "Old setting name -> new name or function, over `cls` and its bases (a subclass's entries win)."
+    out = {}
+    for c in reversed(cls.__mro__): out |= c.__dict__.get('RENAMED', {})
+    return out
+
+def upgrade_settings(cls:type,  # the config class
+                     d:dict,    # settings as a checkpoint stored them, possibly under older names
+                    )->dict:    # the same settings under today's names
+    "Rename the settings of `d` that `cls.RENAMED` (or a base class's) lists; a setting given under both names keeps the new one."
+    ren, fields, out = renamed(cls), {f.name for f in dataclasses.fields(cls)}, {}
+    for k, v in d.items():
+        if k in fields or k not in ren: out.setdefault(k, v); continue
+        new = ren[k]
+        for nk, nv in (new(v, d) if callable(new) else {new: v}).items():
+            if nk not in d: out[nk] = nv
+    return out
+
 # %% ../nbs/05_config.ipynb #c4a839b3
 def config_fields(cls:type)->dict[str, dict]:
     "Each field of config class `cls`: its declared type, default and choices."
@@ -97,6 +117,7 @@ def _check(cls:type, settings:dict, what:str)->dict:
     fields, out, what = config_fields(cls), {}, (f'{what} ' if what else '')
     for k, v in settings.items():
         if k not in fields:
+            if isinstance(new := renamed(cls).get(k), str): raise ConfigError(f"setting {k!r} was renamed {new!r}: write {new}={v}")
             close = difflib.get_close_matches(k, fields, n=1)
             raise ConfigError(f"unknown {what}setting {k!r}" + (f" (did you mean {close[0]!r}?)" if close else '') +
                               f"; valid settings: {', '.join(fields)}")
@@ -128,5 +149,5 @@ def make_config(presets:dict,          # preset name -> frozen dataclass instanc
 def config_from_dict(cls:type,        # the config class
                      d:dict,          # plain data, e.g. `dataclasses.asdict(cfg)` after a JSON or checkpoint round trip
                      what:str='')->Any:
-    "Rebuild a config from plain data by the same rules (missing fields take their defaults)."
-    return _validate(cls(**_check(cls, d, what)), what)
+    "Rebuild a config from plain data by the same rules (missing fields take their defaults; older names are renamed)."
+    return _validate(cls(**_check(cls, upgrade_settings(cls, d), what)), what)

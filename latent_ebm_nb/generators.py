@@ -90,16 +90,11 @@ def make_generator(kind:str, # 'mlp' or 'conv'
 # %% ../nbs/20_generators.ipynb #7c634ec9
 @dataclass(frozen=True)
 class GeneratorConfig:
-    "The generator half of a single-latent method's config: data shape, latent size, decoder, observation noise, reference."
-    img_shape:tuple = (1, 28, 28)   # data shape (C, H, W), pixels in [-1, 1]
-    nz:int = 16                     # latent size d
+    "The generator half of a latent method's config: data shape, decoder, observation noise, test-time inference, lr decay."
+    shape:tuple = (1, 28, 28)       # data shape (C, H, W), pixels in [-1, 1]
     generator:str = 'mlp'           # 'mlp' or 'conv'
     gen_width:int = 512             # MLP hidden width, or ngf for 'conv'
     sigma:float = 0.3               # observation noise std
-    sigma0:float = 1.0              # std of the reference N(0, sigma0^2 I)
-    amortize:bool = False           # an inference model mu(x) starts the posterior chains (trained by regression on z+)
-    nef:int = 32                    # its conv width
-    lr_q:float = 1e-4               # its learning rate
     refine_steps:int = 0            # test-time inference: noise-free posterior steps after the start (the AD protocol: 5)
     refine_step_size:float = 0.1    # their step size s (drift s^2/2)
     score_w:float|None = None       # anomaly score weight of the squared error; None: 1/(2 sigma^2) (the AD protocol: 1)
@@ -107,6 +102,7 @@ class GeneratorConfig:
     lr_decay_every:int = 0          # 0: no decay
     precision:str = 'fp32'          # generator arithmetic: 'fp32', 'bf16' (autocast) or 'auto' (bf16 where the hardware runs it natively)
     CHOICES = dict(generator=('mlp', 'conv'), precision=PRECISIONS)   # fields with fixed values (a class attribute; subclasses extend it)
+    RENAMED = dict(img_shape='shape')                                 # older names (`config.upgrade_settings`)
 
 # %% ../nbs/20_generators.ipynb #b9d1adaa
 def posterior_potential(x:Tensor,            # observed batch `(B, ...)`, in [-1, 1]

@@ -2,6 +2,7 @@
 
 # %% ../nbs/26_latent.ipynb #cc54ef9d
 from __future__ import annotations
+from dataclasses import dataclass
 import torch
 from typing import Callable
 from torch import nn, Tensor
@@ -9,11 +10,11 @@ from fastcore.basics import patch
 from .core import LebmError
 from .trainer import Method, LRSchedule
 from .hierarchy import hierarchical_generator
-from .generators import ConvEncoder
+from .generators import ConvEncoder, GeneratorConfig
 from .core import energy_grad
 
 # %% auto #0
-__all__ = ['LatentMethod', 'Amortizer', 'keep_finite_chains', 'HierarchicalLatentMethod']
+__all__ = ['LatentMethod', 'Amortizer', 'LatentConfig', 'keep_finite_chains', 'HierarchyConfig', 'HierarchicalLatentMethod']
 
 # %% ../nbs/26_latent.ipynb #8adc901e
 class LatentMethod(Method):
@@ -101,6 +102,17 @@ def refine_z(self:LatentMethod, x:Tensor, z:Tensor, n_steps:int|None=None, step_
     for _ in range(n_steps): z = z - 0.5*step_size**2*energy_grad(U, z)[1]
     return z.detach()
 
+# %% ../nbs/26_latent.ipynb #e9da72fd
+@dataclass(frozen=True)
+class LatentConfig(GeneratorConfig):
+    "The config half of a single-latent method: the generator's settings, the latent size, the reference, the amortised start."
+    nz:int = 16                     # latent size d
+    sigma0:float = 1.0              # std of the reference N(0, sigma0^2 I)
+    amortize:bool = False           # an inference model mu(x) starts the posterior chains (trained by regression on z+)
+    enc_width:int = 32              # its conv width
+    lr_q:float = 1e-4               # its learning rate
+    RENAMED = dict(nef='enc_width')
+
 # %% ../nbs/26_latent.ipynb #338d70f3
 def keep_finite_chains(z:Tensor,             # `(B, ...)` chain end points
                        e:Tensor|None=None,    # `(B,)` their potentials (a chain whose potential overflowed is bad too)
@@ -115,12 +127,23 @@ def keep_finite_chains(z:Tensor,             # `(B, ...)` chain end points
     keep = ~bad | (n_good == 0)                                       # no finite chain: leave everything for the divergence guard
     return z[torch.where(keep, torch.arange(len(z), device=z.device), src)], bad.sum()
 
+# %% ../nbs/26_latent.ipynb #8a0c411d
+@dataclass(frozen=True)
+class HierarchyConfig(GeneratorConfig):
+    "The config half of a method over a Gaussian hierarchy: the generator's settings, the layers and conditionals, the optimisers."
+    dims:tuple = (16, 8)            # latent layer sizes, bottom first; L = len(dims)
+    cond_width:int = 200            # width of the conditional-Gaussian MLPs
+    cond_hidden:int = 2             # their hidden layers (the papers' code: 4)
+    lr_g:float = 2e-4               # decoder
+    lr_c:float = 1e-4               # conditional Gaussians
+    beta1:float = 0.5               # Adam beta1 of the decoder and the conditionals (beta2 = 0.999)
+
 # %% ../nbs/26_latent.ipynb #dc2c79be
 class HierarchicalLatentMethod(LatentMethod):
     "A latent method over a Gaussian hierarchy: `hier`, decoder `G`, `gen`, and their optimisers `opt_g`, `opt_c`, from `cfg`."
     def __init__(self, cfg):
         super().__init__(cfg)
-        gen = hierarchical_generator(cfg.dims, cfg.img_shape, cfg.generator, cfg.gen_width, cfg.cond_width, cfg.cond_hidden, cfg.sigma)
+        gen = hierarchical_generator(cfg.dims, cfg.shape, cfg.generator, cfg.gen_width, cfg.cond_width, cfg.cond_hidden, cfg.sigma)
         self.hier, self.G, self.gen = gen.hierarchy, gen.decoder, gen
         self.G.precision = getattr(cfg, 'precision', 'fp32')   # the decoder's arithmetic (`core.resolve_precision`)
         b = (cfg.beta1, 0.999)

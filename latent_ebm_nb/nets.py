@@ -12,7 +12,8 @@ from .core import LebmError
 from .core import gen_autocast
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'timestep_embedding', 'kaiming_init', 'TimeGatedMLP', 'act_and_grad', 'ResNetTemb']
+__all__ = ['ACTIVATIONS', 'ENERGY_NET_RENAMED', 'timestep_embedding', 'kaiming_init', 'TimeGatedMLP', 'act_and_grad',
+           'ResNetTemb']
 
 # %% ../nbs/13_nets.ipynb #23af659f
 def timestep_embedding(t:Tensor,  # `(B,)` integer levels
@@ -180,3 +181,8 @@ class ResNetTemb(nn.Module):
             stem, E = self._stem(x), self.temb(self.sincos)
             return torch.stack([self._rest(stem, E[t:t+1]) for t in range(self.n_levels)], 1)
 
+
+# %% ../nbs/13_nets.ipynb #7a0178cd
+ENERGY_NET_RENAMED = dict(width=lambda v, d: {'e_width': v} if d.get('net', 'mlp') == 'mlp' else {},   # the MLP's width ...
+                          ch=lambda v, d: {'e_width': v} if d.get('net', 'mlp') == 'resnet' else {},   # ... or the ResNet's channels
+                          emb='t_emb', act='e_act')

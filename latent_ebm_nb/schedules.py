@@ -204,12 +204,12 @@ def _recovery_step_sizes(self:Schedule, b2:float, # $b^2$: DRL 2e-4, DA-EBM's DR
                         "use a DRL-style schedule (Schedule.drl or Schedule.logsnr_cosine)")
     return step_from_variance(b2 * self.sigma_bar[:-1]/self.sigma_bar[0] * self.sigma[1:]**2)
 
-def _daebm_step_sizes(self:Schedule, b:float|None=None, # toy rule $s_t = b\,\sigma_t$ (DA-EBM: 0.1); None: flat
-                      s2:float=0.01,                     # flat rule: the step variance at every level
-                     )->Tensor:                          # our $s_t$ for all levels $0..T$, `(T+1,)`
-    "DA-EBM's initial per-level step sizes: $b\\,\\sigma_t$ with $s_0 := s_1$ (toy), or $\\sqrt{s^2}$ everywhere (images)."
-    if b is None: return torch.full_like(self.sigma, step_from_variance(s2))
-    s = b*self.sigma.clone(); s[0] = s[1]
+def _daebm_step_sizes(self:Schedule, b2:float|None=None, # toy rule $s_t^2 = b^2\sigma_t^2$ (DA-EBM: $b^2$ = 0.01); None: flat
+                      s2:float=0.01,                      # flat rule: the step variance at every level
+                     )->Tensor:                           # our $s_t$ for all levels $0..T$, `(T+1,)`
+    "DA-EBM's initial per-level step sizes: $\\sqrt{b^2\\sigma_t^2}$ with $s_0 := s_1$ (toy), or $\\sqrt{s^2}$ everywhere (images)."
+    if b2 is None: return torch.full_like(self.sigma, step_from_variance(s2))
+    s = step_from_variance(b2*self.sigma**2); s[0] = s[1]
     return s
 
 _attach(Schedule, _recovery_step_sizes); _attach(Schedule, _daebm_step_sizes)

@@ -244,7 +244,7 @@ def test_results_page(site):
     page = (site/'results.html').read_text()
     main = page[page.index('<main'):]
     text = _html.unescape(re.sub(r'\s+', ' ', re.sub(r'<[^>]+>', ' ', main)))
-    # commands sit in highlighted code blocks: there a tag splits no word (`<span>e_reg</span><span>=</span>`)
+    # commands sit in highlighted code blocks: there a tag splits no word (`<span>energy_reg</span><span>=</span>`)
     code = ' '.join(_html.unescape(re.sub(r'\s+', ' ', re.sub(r'<[^>]+>', '', b)))
                     for b in re.findall(r'<pre\b.*?</pre>', main, flags=re.S))
     for f in files:

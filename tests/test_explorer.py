@@ -161,7 +161,7 @@ def test_every_registered_method_opens(name, tmp_path):
     "A run of each registered method (its test preset, two steps) opens through the registry, samples, draws, decodes."
     spec = METHODS[name]; cfg = spec.config(spec.test_preset)
     torch.manual_seed(0)
-    two_d = len(getattr(cfg, 'img_shape', None) or cfg.shape) == 1
+    two_d = len(cfg.shape) == 1
     data = spec.random_batch(800 if two_d else 40, cfg, seed=0)     # 2D: enough points for a persistent buffer
     Trainer(spec.build(cfg), data, steps=2, batch_size=10, out=tmp_path, progress=False).fit()
     s = open_run(tmp_path)
@@ -172,7 +172,7 @@ def test_every_registered_method_opens(name, tmp_path):
     assert rec.x.shape == (4, 4, s.dim) and torch.isfinite(rec.energy).all()
     assert _png_size(TrajectoryView(rec, s).show(2).png())[0] > 500
     if isinstance(load_run(tmp_path), LatentMethod):
-        assert s.kind == 'latent' and s.decode(z).shape == (6, *cfg.img_shape)
+        assert s.kind == 'latent' and s.decode(z).shape == (6, *cfg.shape)
     elif tuple(cfg.shape) == (2,):
         assert s.kind == '2d' and s.box == DEFAULT_BOX            # no params.json: a box holding every target
         (tmp_path/'params.json').write_text(json.dumps({'notebook': 'train_daebm', 'params': {'dataset': 'moons'}}))

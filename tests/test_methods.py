@@ -10,7 +10,7 @@ from latent_ebm_nb.trainer import Trainer, UnsafeCheckpoint
 from helpers import StopAt, params
 
 # settings that reach a method's other code paths (a scheme, a phase switch, persistent chains), as options strings
-VARIANTS = {'lebm': ['amortize=True,nef=4,prior_init=amortized,refine_steps=2,lr_decay=0.5,lr_decay_every=3'],
+VARIANTS = {'lebm': ['amortize=True,enc_width=4,prior_init=amortized,refine_steps=2,lr_decay=0.5,lr_decay_every=3'],
             'joint_hebm': ['scheme=variational', 'scheme=variational,prior_init=amortized,refine_steps=2,lr_decay=0.5,lr_decay_every=3'],
             'diffusion_hebm': ['pretrain_steps=6'],
             'nce': ['negatives=persistent,amortize=True,iters_per_stage=6,refine_steps=2']}
@@ -173,7 +173,7 @@ def test_run_notebook_trains_the_method(name, notebook, extra, lebm, root, tmp_p
 @pytest.mark.parametrize('args,msg', [
     (['-p', 'preset', 'no_such'], "unknown lebm preset 'no_such'; valid presets: svhn_code, svhn_paper, mnist_cpu, mnist_ad, tiny, tiny_ad"),
     (['-p', 'options', 'nz=abc'], "setting nz='abc': expected int"),
-    (['-p', 'options', 'no_such_field=1'], "unknown lebm setting 'no_such_field'; valid settings: img_shape, nz"),
+    (['-p', 'options', 'no_such_field=1'], "unknown lebm setting 'no_such_field'; valid settings: shape, generator, gen_width"),
     (['-p', 'method', 'no_such'], "unknown method 'no_such'; registered methods: lebm, joint_hebm, diffusion_hebm, nce, daebm, drl")])
 def test_lebm_run_rejects_bad_method_settings_first(args, msg, lebm, root, tmp_path):
     r = run(lebm, root, 'run', 'anomaly', *args, '--out', str(tmp_path/'r'))

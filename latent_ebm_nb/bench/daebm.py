@@ -59,7 +59,7 @@ def bench_daebm(quick:bool=False, Ts:tuple=(6, 20, 50), n_steps:int=40, preset:s
     Ts = Ts[:1] if quick else Ts
     toy, img = f'torch.randn({batch_size}, 2)', 'torch.rand(32, 1, 28, 28)*2 - 1'   # the batches, as source for the fresh processes
     cases = [(f'toy T={T}', preset, dict(T=T, n_steps=n_steps), toy) for T in Ts]
-    if image_preset and not quick: cases.append(('image', image_preset, dict(ch=16) if image_options is None else image_options, img))
+    if image_preset and not quick: cases.append(('image', image_preset, dict(e_width=16) if image_options is None else image_options, img))
     rows, summary = [], {}
     for name, pre, kw, xs in cases:
         bf16 = name == 'image' and native_bf16('cpu')   # bf16 only where the CPU runs it natively (27x slower without, issue 17)
@@ -74,7 +74,7 @@ def bench_daebm(quick:bool=False, Ts:tuple=(6, 20, 50), n_steps:int=40, preset:s
                          **{'level-move speed-up': gl['reference']/gl['ours']}, **{f'{k} peak MiB': mem[k] for k in ms}))
         summary[f'iteration speed-up {name}'] = it['reference']/it['ours']
         if bf16: summary['image bf16 / fp32 iteration time'] = it['ours bf16']/it['ours']
-    return BenchResult('daebm', rows, [f'toy preset {preset} (batch {batch_size}, K = {n_steps}), image preset {image_preset} {dict(ch=16) if image_options is None else image_options}; '
+    return BenchResult('daebm', rows, [f'toy preset {preset} (batch {batch_size}, K = {n_steps}), image preset {image_preset} {dict(e_width=16) if image_options is None else image_options}; '
                                        f'median of interleaved iterations; speed-ups against the reference version; '
                                        f'threads {torch.get_num_threads()}',
                                        'peak MiB: the resident set\'s peak above the built models during the first iterations (2; 1 in quick), '

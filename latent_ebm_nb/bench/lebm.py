@@ -88,7 +88,7 @@ def lebm_variants(preset:str, batch_size:int=100, bf16:bool|None=None)->tuple[di
     "The timed variants at `preset`: the public-code loop, ours in fp32 and (where `bf16`, default: native hardware) in bf16."
     torch.manual_seed(0)
     spec = get_method('lebm'); cfg = spec.config(preset)
-    m, x = spec.build(cfg), torch.rand(batch_size, *cfg.img_shape)*2 - 1
+    m, x = spec.build(cfg), torch.rand(batch_size, *cfg.shape)*2 - 1
     m16 = copy.deepcopy(m); m16.G.precision = 'bf16'
     G_ref = _nchw(m.G); mr = copy.deepcopy(m); mr.G = G_ref if G_ref is not m.G else mr.G
     mr.opt_g = torch.optim.Adam(mr.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))

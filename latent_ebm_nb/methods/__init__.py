@@ -45,7 +45,7 @@ class MethodSpec:
     def random_batch(self, n:int, cfg:Any=None, seed:int=0)->torch.Tensor:
         "`n` random data points of the shape `cfg` expects (images uniform in [-1, 1], 2D points standard normal)."
         cfg = cfg if cfg is not None else self.config(self.test_preset)
-        shape, g = tuple(getattr(cfg, 'img_shape', None) or cfg.shape), torch.Generator().manual_seed(seed)
+        shape, g = tuple(cfg.shape), torch.Generator().manual_seed(seed)
         return torch.rand(n, *shape, generator=g)*2 - 1 if len(shape) == 3 else torch.randn(n, *shape, generator=g)
 
 # %% ../../nbs/36_registry.ipynb #d7f38849

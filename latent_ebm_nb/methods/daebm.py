@@ -13,7 +13,7 @@ from ..schedules import Schedule, BETA_SCHEDULES
 from ..samplers import AcceptanceMeter, adapt_step_band, adapt_step_log, langevin, Trajectory
 from ..levels import PersistentBuffer, mala_within_gibbs, level_energies, level_conditional, LEVEL_MOVES
 from ..trainer import Method, LRSchedule, Callback, WeightAverage
-from ..nets import TimeGatedMLP, ResNetTemb, ACTIVATIONS
+from ..nets import TimeGatedMLP, ResNetTemb, ACTIVATIONS, ENERGY_NET_RENAMED
 from ..core import PRECISIONS
 
 # %% auto #0
@@ -30,15 +30,14 @@ class DAEBMConfig:
     beta_start:float = 1e-2
     beta_end:float = 3e-1
     net:str = 'mlp'                 # 'mlp' (`nets.TimeGatedMLP`, 2D) or 'resnet' (`nets.ResNetTemb`, images)
-    width:int = 128                 # energy MLP width
-    emb:int = 128                   # level-embedding size (MLP)
-    ch:int = 128                    # resnet base width
+    e_width:int = 128               # energy width: MLP width (net 'mlp') or ResNet base channels (net 'resnet')
+    t_emb:int = 128                 # level-embedding size (MLP)
     ch_mult:tuple = (1, 2, 2, 2)    # resnet width multipliers per resolution
-    act:str = 'softplus'
+    e_act:str = 'softplus'
     precision:str = 'fp32'          # image net's convolutions: 'fp32', 'bf16' (autocast) or 'auto' (bf16 where native); energies stay fp32
     n_steps:int = 40                # K Langevin steps per MGMS transition
-    b_factor:float|None = 0.1       # initial step sizes s_t = b sigma_t (s_0 := s_1); None: flat s_t^2 = init_s2
-    init_s2:float = 0.01            # flat initial step variance (images; with b_factor None)
+    b2:float|None = 0.01            # initial step sizes s_t^2 = b2 sigma_t^2 (s_0 := s_1); None: flat s_t^2 = init_s2
+    init_s2:float = 0.01            # flat initial step variance (images; with b2 None)
     s0:float|None = None            # a fixed initial step size at every level (the T = 0 baselines)
     buffer_size:int = 10_000
     buffer_init:str = 'noise'       # 'noise' (paper: N(0, I) states), 'data' (training data noised to each slot's level) or 'reference' (the energy's reference at it)
@@ -58,7 +57,7 @@ class DAEBMConfig:
     reference:str = 'none'          # 'none' (paper), 'gaussian' or 'diagonal': U = c_t f + R_t, R_t the diffused Gaussian fit of the data (`TiltedEnergy`)
     precondition:bool = False       # c_t = (sbar_T / max(sbar_t, floor))^2 with the loss on f (per-level weights 1/c_t); False: c_t = 1
     precondition_floor:float = 0.   # the floor on sbar_t in c_t (0: sbar_1, so c_0 = c_1)
-    legacy_mh:bool = False          # DA-EBM's published (biased) MH ratio, for reproduction only
+    legacy_daebm_mh:bool = False          # DA-EBM's published (biased) MH ratio, for reproduction only
     lr:float = 5e-4
     beta1:float = 0.                # Adam beta1 (beta2 = 0.999)
     lr_warmup:int = 500             # iterations of linear learning-rate warm-up
@@ -66,18 +65,19 @@ class DAEBMConfig:
     average_from:int|None = None    # iterate averaging: the net's weights averaged over the iterations after this one, put in place at the end (`trainer.WeightAverage`; None: off, as the paper)
     batch_size:int = 100            # the paper's batch (the Trainer's batch decides; kept for run notebooks)
     steps:int = 100_000             # the paper's length of training (for run notebooks)
-    CHOICES = dict(schedule=tuple(BETA_SCHEDULES), net=('mlp', 'resnet'), act=ACTIVATIONS,
+    CHOICES = dict(schedule=tuple(BETA_SCHEDULES), net=('mlp', 'resnet'), e_act=ACTIVATIONS,
                    level_move=LEVEL_MOVES, adapt=('band', 'log'),
                    buffer_init=('noise', 'data', 'reference'), reference=('none', 'diagonal', 'gaussian'), precision=PRECISIONS)   # fixed choices (a class attribute, not a field), checked by `make_config`
+    RENAMED = ENERGY_NET_RENAMED | dict(b_factor=lambda v, d: {'b2': None if v is None else v*v}, legacy_mh='legacy_daebm_mh')   # older names
 
 DAEBM_PRESETS = {
     # the published toy run (script_toy.sh): 200 epochs of 500 iterations, lr drops at epochs 140/160/180
     'toy_paper': DAEBMConfig(),
     # two CPU cores, the earlier CPU preset: 4,000 iterations in under two minutes; the band rule every 10 iterations
-    'toy_cpu_band': DAEBMConfig(n_steps=10, b_factor=0.3, buffer_size=2_000, mh_start=20, adapt_every=10, lr=1e-3,
+    'toy_cpu_band': DAEBMConfig(n_steps=10, b2=0.09, buffer_size=2_000, mh_start=20, adapt_every=10, lr=1e-3,
                                 lr_warmup=20, lr_milestones=(2_800, 3_400), steps=4_000),
     # a few milliseconds per iteration: tests
-    'tiny': DAEBMConfig(width=32, emb=16, n_steps=3, buffer_size=700, mh_start=2, adapt_every=2, lr=1e-3,
+    'tiny': DAEBMConfig(e_width=32, t_emb=16, n_steps=3, buffer_size=700, mh_start=2, adapt_every=2, lr=1e-3,
                         lr_warmup=1, lr_milestones=(), steps=20),
 }
 _toy_cpu = DAEBM_PRESETS['toy_cpu_band']
@@ -87,26 +87,26 @@ DAEBM_PRESETS['toy_cpu'] = replace(_toy_cpu, standardise=True, adapt='log', adap
                                    lr_milestones=(2_400, 3_000), average_from=3_000)
 DAEBM_PRESETS |= {
     # four rings on two CPU cores (12k iterations, about 12 minutes): wider net, K = 20, slower capped step adaptation
-    'rings_cpu': replace(_toy_cpu, width=256, n_steps=20, b_factor=0.2, lr=5e-4, adapt_every=50, max_step=0.3,
+    'rings_cpu': replace(_toy_cpu, e_width=256, n_steps=20, b2=0.04, lr=5e-4, adapt_every=50, max_step=0.3,
                          lr_milestones=(8_400, 10_200), steps=12_000),
     # baselines without diffusion (T = 0) in the same framework, same network (ReLU, as the paper's ToyModel)
     # the published persistent EBM: ULA with noise std 0.005, K = 40, 10k-slot buffer, no reinitialisation
-    'ebm_persistent_paper': replace(DAEBM_PRESETS['toy_paper'], T=0, act='relu', s0=0.005, mh_start=10**9),
+    'ebm_persistent_paper': replace(DAEBM_PRESETS['toy_paper'], T=0, e_act='relu', s0=0.005, mh_start=10**9),
     # CPU-sized, with DA-EBM's own sampler at its one level (MH from iteration 20, adapted step): persistent / hybrid
-    'ebm_persistent': replace(DAEBM_PRESETS['toy_cpu'], T=0, act='relu', s0=0.05),
-    'ebm_persistent_band': replace(_toy_cpu, T=0, act='relu', s0=0.05),
-    'ebm_hybrid': replace(DAEBM_PRESETS['toy_cpu'], T=0, act='relu', s0=0.05, reinit_prob=0.05),
+    'ebm_persistent': replace(DAEBM_PRESETS['toy_cpu'], T=0, e_act='relu', s0=0.05),
+    'ebm_persistent_band': replace(_toy_cpu, T=0, e_act='relu', s0=0.05),
+    'ebm_hybrid': replace(DAEBM_PRESETS['toy_cpu'], T=0, e_act='relu', s0=0.05, reinit_prob=0.05),
     # noise-initialised short-run EBM: every chain starts from N(0, I), K ULA steps (the paper used K = 40,000)
-    'ebm_shortrun': replace(_toy_cpu, T=0, act='relu', s0=0.1, reinit_prob=1., n_steps=100, mh_start=10**9),
+    'ebm_shortrun': replace(_toy_cpu, T=0, e_act='relu', s0=0.1, reinit_prob=1., n_steps=100, mh_start=10**9),
     # images (MNIST / Fashion-MNIST in [-1, 1]): the paper's run (120k iterations at batch 200 on a GPU) ...
-    'mnist_paper': DAEBMConfig(shape=(1, 28, 28), T=50, beta_start=2e-4, beta_end=2e-2, net='resnet', ch=128,
-                               act='silu', b_factor=None, init_s2=0.01, n_steps=40, buffer_size=50_000,
+    'mnist_paper': DAEBMConfig(shape=(1, 28, 28), T=50, beta_start=2e-4, beta_end=2e-2, net='resnet', e_width=128,
+                               e_act='silu', b2=None, init_s2=0.01, n_steps=40, buffer_size=50_000,
                                mh_start=6_000, adapt_every=100, lr=1e-5, lr_warmup=6_000,
                                lr_milestones=(72_000, 96_000), batch_size=200, steps=120_000),
     # ... and CPU-sized ones: width 8, T = 10 levels reaching the paper's top noise (sigma_bar_T 0.96; the paper's 0.97), K = 10.
     # The first CPU preset (a plain energy, Gibbs level moves with learned offsets, a buffer from noised data, steps capped at 0.1):
-    'mnist_cpu_plain': DAEBMConfig(shape=(1, 28, 28), T=10, beta_start=2e-3, beta_end=0.17, net='resnet', ch=8,
-                                   act='silu', b_factor=0.1, n_steps=10, buffer_size=5_000, buffer_init='data',
+    'mnist_cpu_plain': DAEBMConfig(shape=(1, 28, 28), T=10, beta_start=2e-3, beta_end=0.17, net='resnet', e_width=8,
+                                   e_act='silu', b2=0.01, n_steps=10, buffer_size=5_000, buffer_init='data',
                                    mh_start=0, adapt='log', adapt_every=1, max_step=0.1, energy_reg=1e-4, offset_rate=0.5,
                                    lr=3e-5, lr_warmup=100, lr_milestones=(1_500,), batch_size=32, steps=2_000),
 }
@@ -115,11 +115,11 @@ DAEBM_PRESETS |= {
 # steps adapted up to 1; width 16; 3,500 iterations (about 40 minutes on one core)
 DAEBM_PRESETS['mnist_cpu'] = replace(DAEBM_PRESETS['mnist_cpu_plain'], reference='gaussian', precondition=True, precondition_floor=0.1,
                                      buffer_size=1_000, buffer_init='reference', level_move='none', offset_rate=0., max_step=1.,
-                                     ch=16, lr_milestones=(3_000,), steps=3_500)
+                                     e_width=16, lr_milestones=(3_000,), steps=3_500)
 DAEBM_PRESETS |= {
     # its plain-EBM baseline: T = 0, the same network, reference, buffer, sampler and length of training
     'mnist_ebm_persistent': replace(DAEBM_PRESETS['mnist_cpu'], T=0, s0=0.05),
-    'tiny_image': DAEBMConfig(shape=(1, 28, 28), T=3, net='resnet', ch=4, ch_mult=(1, 2), act='silu', b_factor=None,
+    'tiny_image': DAEBMConfig(shape=(1, 28, 28), T=3, net='resnet', e_width=4, ch_mult=(1, 2), e_act='silu', b2=None,
                               n_steps=2, buffer_size=64, mh_start=2, adapt_every=2, lr=1e-4, lr_warmup=1,
                               lr_milestones=(), batch_size=8, steps=4, reference='gaussian', precondition=True,
                               precondition_floor=0.1, buffer_init='reference', level_move='none'),
@@ -222,13 +222,13 @@ class DAEBM(Method):
         self.cfg, L = cfg, cfg.T + 1
         # T = 0 is the plain EBM: no schedule, the data are the positives, one level
         self.sched = Schedule.named(cfg.schedule, cfg.T, cfg.beta_start, cfg.beta_end) if cfg.T else None
-        net = (TimeGatedMLP(L, cfg.shape[0], cfg.width, cfg.emb, cfg.act) if cfg.net == 'mlp' else
-               ResNetTemb(L, cfg.shape[0], cfg.ch, cfg.ch_mult, act=cfg.act, precision=cfg.precision))
+        net = (TimeGatedMLP(L, cfg.shape[0], cfg.e_width, cfg.t_emb, cfg.e_act) if cfg.net == 'mlp' else
+               ResNetTemb(L, cfg.shape[0], cfg.e_width, cfg.ch_mult, act=cfg.e_act, precision=cfg.precision))
         tilted = cfg.reference != 'none' or cfg.precondition   # U = c_t f + R_t (`TiltedEnergy`) instead of U = f
         self.E = (TiltedEnergy(net, self.sched, cfg.shape, cfg.reference,
                                cfg.precondition, floor=cfg.precondition_floor) if tilted else net)
         if cfg.s0 is not None or not cfg.T: steps = torch.full((L,), cfg.s0 or 0.05)
-        else: steps = self.sched.daebm_step_sizes(cfg.b_factor, cfg.init_s2).float()
+        else: steps = self.sched.daebm_step_sizes(cfg.b2, cfg.init_s2).float()
         self.register_buffer('step_table', steps)
         self.register_buffer('it', torch.zeros((), dtype=torch.long))
         self.register_buffer('x_shift', torch.zeros(cfg.shape)); self.register_buffer('x_scale', torch.ones(()))
@@ -361,7 +361,7 @@ def negatives(self:DAEBM, n:int)->tuple[Tensor, Tensor]:
     idx, x, t = buf.sample(n, c.reinit_prob)
     mh = bool(self.it >= c.mh_start)
     x, tn, st = mala_within_gibbs(self.E, x, t, self.T + 1, c.n_steps, self.step_table, mala=mh,
-                                  level_move=c.level_move, log_weights=-self.offsets, legacy_daebm_mh=c.legacy_mh)
+                                  level_move=c.level_move, log_weights=-self.offsets, legacy_daebm_mh=c.legacy_daebm_mh)
     if c.offset_rate: self.offsets = offset_step(self.offsets, st.level_freq, c.offset_rate)
     buf.push(idx, x, tn); self._store(buf)
     self.jumps += torch.bincount(t*(self.T + 1) + tn, minlength=(self.T + 1)**2).view_as(self.jumps)
@@ -422,7 +422,7 @@ def sample(self:DAEBM, n:int,           # chains
     count, active = torch.zeros(n, dtype=torch.long, device=dev), torch.arange(n, device=dev)
     for k in range(max_transitions):
         xa, ta, _ = mala_within_gibbs(self.E, x[active], t[active], self.T + 1, K, self.step_table, mala=True, log_weights=-self.offsets,
-                                      level_move=self.cfg.level_move, legacy_daebm_mh=self.cfg.legacy_mh)
+                                      level_move=self.cfg.level_move, legacy_daebm_mh=self.cfg.legacy_daebm_mh)
         x[active], t[active] = xa, ta
         count[active] += (ta == 0).long()
         done = count[active] >= visits

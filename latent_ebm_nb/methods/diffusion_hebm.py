@@ -13,7 +13,7 @@ from ..schedules import Schedule, beta_linear
 from ..levels import recovery_conditional
 from ..samplers import ula, Trajectory
 from ..hierarchy import GaussianHierarchy, LayerwiseEnergy, TiltedHierarchy, mlp
-from ..latent import HierarchicalLatentMethod
+from ..latent import HierarchicalLatentMethod, HierarchyConfig
 from ..core import PRECISIONS
 from ..nets import timestep_embedding
 
@@ -84,15 +84,8 @@ def sample_levels(U:Callable, sched:Schedule, eps_top:Tensor, step_table:Tensor,
 
 # %% ../../nbs/32_diffusion_hebm.ipynb #68a9c5e6
 @dataclass(frozen=True)
-class DiffusionHEBMConfig:
-    "Hyper-parameters of the latent diffusion HEBM (frozen; presets below)."
-    img_shape:tuple = (1, 28, 28)   # data shape, pixels in [-1, 1]
-    dims:tuple = (16, 8)            # latent layer sizes, bottom first
-    generator:str = 'mlp'           # decoder on the bottom layer: 'mlp' or 'conv'
-    gen_width:int = 512             # decoder MLP width, or ngf
-    cond_width:int = 200            # conditional-Gaussian MLP width
-    cond_hidden:int = 2             # their hidden layers
-    sigma:float = 0.3               # observation noise std
+class DiffusionHEBMConfig(HierarchyConfig):
+    "Hyper-parameters of the latent diffusion HEBM: the hierarchy's (`HierarchyConfig`), the energies' and the chains' (frozen; presets below)."
     use_ebm:bool = True             # False: Gaussian-prior ablation (same generator, same budget)
     prior:str = 'diffusion'         # 'diffusion' (Cui & Han 2024) or 'short_run' (CVPR'23 joint EBM prior, second stage)
     T:int = 3                       # diffusion levels (paper's code: 3)
@@ -109,24 +102,15 @@ class DiffusionHEBMConfig:
     pretrain_steps:int = 1000       # generator-only steps before the prior trains
     post_steps:int = 20             # posterior Langevin steps (eps-space, Gaussian-hierarchy posterior)
     post_step_size:float = 0.1
-    lr_g:float = 2e-4               # decoder
-    lr_c:float = 1e-4               # conditional Gaussians
     lr_e:float = 4e-5               # energies (paper: 4e-5)
-    beta1:float = 0.5               # Adam beta1 of decoder and conditionals
     e_beta1:float = 0.9             # Adam beta1 of the energies (paper: 0.99)
-    refine_steps:int = 0            # test-time inference: noise-free posterior steps after the start (the AD protocol: 5)
-    refine_step_size:float = 0.1    # their step size s (drift s^2/2)
-    score_w:float|None = None       # anomaly score weight of the squared error; None: 1/(2 sigma^2) (the AD protocol: 1)
-    lr_decay:float = 1.0            # every learning rate x lr_decay every lr_decay_every steps (0: no decay)
-    lr_decay_every:int = 0
-    precision:str = 'fp32'          # decoder arithmetic: 'fp32', 'bf16' or 'auto' (`core.resolve_precision`)
-    CHOICES = dict(generator=('mlp', 'conv'), prior=('diffusion', 'short_run'), mode=('two_stage', 'joint'),
-                   loss_weight=('hebm', 'drl', 'none'), precision=PRECISIONS)     # fields with fixed values (a class attribute, not a field)
+    CHOICES = HierarchyConfig.CHOICES | dict(prior=('diffusion', 'short_run'), mode=('two_stage', 'joint'),
+                                             loss_weight=('hebm', 'drl', 'none'))   # fields with fixed values (a class attribute, not a field)
 
 DIFFUSION_PRESETS = {
     # the paper's EBM side (CIFAR-10 code: T = 3, 50 steps, b^2 = 3e-5, lr 4e-5, betas (0.99, 0.999)) on the CVPR'23
     # conv hierarchy instead of NVAE (z1 = 128, z2 = 100)
-    'cifar_code': DiffusionHEBMConfig(img_shape=(3, 32, 32), dims=(128, 100), generator='conv', gen_width=64, cond_hidden=4,
+    'cifar_code': DiffusionHEBMConfig(shape=(3, 32, 32), dims=(128, 100), generator='conv', gen_width=64, cond_hidden=4,
                                       e_steps=50, b2=3e-5, lr_e=4e-5, e_beta1=0.99, post_steps=40, lr_g=1e-4, pretrain_steps=20000),
     'mnist_cpu': DiffusionHEBMConfig(),
     # the anomaly protocol (see LEBM's mnist_ad): the 28x28 conv generator at ngf 8, sigma 1, score weight 1, 30 posterior

@@ -10,7 +10,7 @@ from fastcore.basics import patch
 from ..core import LebmError
 from ..schedules import Schedule, Recovery, tether_energy
 from ..samplers import langevin
-from ..nets import TimeGatedMLP, ResNetTemb, ACTIVATIONS
+from ..nets import TimeGatedMLP, ResNetTemb, ACTIVATIONS, ENERGY_NET_RENAMED
 from ..trainer import Method, LRSchedule
 
 # %% auto #0
@@ -25,25 +25,25 @@ class DRLConfig:
     b2:float = 2e-4               # step-size factor b^2 (TF original 2e-4; DA-EBM's port 4e-4)
     n_steps:int = 30              # Langevin steps per conditional (TF 30; DA-EBM's port 40)
     net:str = 'mlp'               # 'mlp' (`nets.TimeGatedMLP`) or 'resnet' (`nets.ResNetTemb`)
-    width:int = 128
-    emb:int = 128
-    ch:int = 128
+    e_width:int = 128             # energy width: MLP width (net 'mlp') or ResNet base channels (net 'resnet')
+    t_emb:int = 128               # level-embedding size (MLP)
     ch_mult:tuple = (1, 2, 2, 2)
-    act:str = 'softplus'
+    e_act:str = 'softplus'
     lr:float = 1e-4
     beta1:float = 0.9
     lr_warmup:int = 1000
     batch_size:int = 100
     steps:int = 250_000           # toy: 500 epochs of 500 iterations
-    CHOICES = dict(net=('mlp', 'resnet'), act=ACTIVATIONS)   # fixed choices (a class attribute, not a field), checked by `make_config`
+    CHOICES = dict(net=('mlp', 'resnet'), e_act=ACTIVATIONS)   # fixed choices (a class attribute, not a field), checked by `make_config`
+    RENAMED = ENERGY_NET_RENAMED                                # older names
 
 DRL_PRESETS = {
     'toy_paper': DRLConfig(),
     # two CPU cores: the same recipe, fewer iterations, a faster learning rate
     'toy_cpu': DRLConfig(lr=1e-3, lr_warmup=100, steps=3_000),
-    'mnist_cpu': DRLConfig(shape=(1, 28, 28), net='resnet', ch=8, act='silu', lr=1e-4, lr_warmup=100,
+    'mnist_cpu': DRLConfig(shape=(1, 28, 28), net='resnet', e_width=8, e_act='silu', lr=1e-4, lr_warmup=100,
                            n_steps=10, batch_size=32, steps=2_000),
-    'tiny': DRLConfig(width=32, emb=16, n_steps=3, lr=1e-3, lr_warmup=1, steps=20),
+    'tiny': DRLConfig(e_width=32, t_emb=16, n_steps=3, lr=1e-3, lr_warmup=1, steps=20),
 }
 
 # %% ../../nbs/35_drl.ipynb #58003b24
@@ -54,8 +54,8 @@ class DRL(Method):
         if cfg.T < 1: raise LebmError(f"DRL needs T >= 1 levels of noise, got T={cfg.T}")
         self.cfg = cfg
         self.sched = Schedule.drl(cfg.T)
-        self.E = (TimeGatedMLP(cfg.T, cfg.shape[0], cfg.width, cfg.emb, cfg.act) if cfg.net == 'mlp' else
-                  ResNetTemb(cfg.T, cfg.shape[0], cfg.ch, cfg.ch_mult, act=cfg.act))
+        self.E = (TimeGatedMLP(cfg.T, cfg.shape[0], cfg.e_width, cfg.t_emb, cfg.e_act) if cfg.net == 'mlp' else
+                  ResNetTemb(cfg.T, cfg.shape[0], cfg.e_width, cfg.ch_mult, act=cfg.e_act))
         self.register_buffer('it', torch.zeros((), dtype=torch.long))
         self.opt = torch.optim.Adam(self.E.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
 

@@ -10,7 +10,7 @@ from ..core import LebmError
 from ..config import make_config
 from ..hierarchy import GaussianHierarchy, LayerwiseEnergy, TiltedHierarchy, HierarchicalEncoder
 from ..samplers import ula
-from ..latent import HierarchicalLatentMethod, keep_finite_chains
+from ..latent import HierarchicalLatentMethod, HierarchyConfig, keep_finite_chains
 from ..core import PRECISIONS
 
 # %% auto #0
@@ -19,51 +19,36 @@ __all__ = ['JOINT_PRESETS', 'JointHEBMConfig', 'JointHEBM', 'layer_energies_pos_
 
 # %% ../../nbs/31_joint_hebm.ipynb #17bbd2aa
 @dataclass(frozen=True)
-class JointHEBMConfig:
-    "Hyper-parameters of the joint latent-space EBM prior (frozen; presets below)."
-    img_shape:tuple = (1, 28, 28)   # data shape, pixels in [-1, 1]
-    dims:tuple = (16, 8)            # latent layer sizes, bottom first; L = len(dims)
-    generator:str = 'mlp'           # decoder on the bottom layer: 'mlp' or 'conv'
-    gen_width:int = 512             # decoder MLP width, or ngf
-    cond_width:int = 200            # width of the conditional-Gaussian MLPs
-    cond_hidden:int = 2             # their hidden layers (the paper's code: 4)
+class JointHEBMConfig(HierarchyConfig):
+    "Hyper-parameters of the joint latent-space EBM prior: the hierarchy's (`HierarchyConfig`), the energies' and the chains' (frozen; presets below)."
     e_width:int = 200               # per-layer energy MLP width
     energy:str = 'layerwise'        # 'layerwise' (sum of per-layer terms), 'joint' (one term on the concatenation), 'both'
     use_ebm:bool = True             # False: the Gaussian-hierarchy ablation (same generator and budget)
-    sigma:float = 0.3               # observation noise std
     prior_steps:int = 40            # K0
     prior_step_size:float = 0.4     # s0
     post_steps:int = 20             # K1 (the paper's code: 40)
     post_step_size:float = 0.1      # s1
-    lr_g:float = 2e-4               # decoder
-    lr_c:float = 1e-4               # conditional Gaussians
     lr_e:float = 5e-5               # energies
-    beta1:float = 0.5
     scheme:str = 'mle'              # 'mle': Langevin posterior; 'variational': bottom-up inference model, ELBO
     enc_width:int = 32              # variational: conv trunk width (nef) of q(z|x)
     enc_feat:int = 256              # variational: size of the encoder features h(x)
-    lr_i:float = 2e-4               # variational: inference model
-    e_reg:float = 0.0               # L2 penalty on the energies' values at z+ and z- (keeps the variational scheme bounded)
+    lr_q:float = 2e-4               # variational: inference model
+    energy_reg:float = 0.0          # L2 penalty on the energies' values at z+ and z- (keeps the variational scheme bounded)
     prior_space:str = 'z'           # prior Langevin in 'z' (the paper's code) or in 'eps' = T^{-1}(z) (scale-free, see below)
     prior_init:str = 'reference'    # variational: prior chains start from 'reference' N(0, I) or 'amortized' q(z|x) of the batch (DAMC)
-    refine_steps:int = 0            # test-time inference: noise-free posterior steps after infer_z's start (the AD protocol: 5)
-    refine_step_size:float = 0.1    # their step size s (drift s^2/2)
-    score_w:float|None = None       # anomaly score weight of the squared error; None: 1/(2 sigma^2) (the AD protocol: 1)
-    lr_decay:float = 1.0            # learning rates x lr_decay every lr_decay_every steps (0: no decay)
-    lr_decay_every:int = 0
-    precision:str = 'fp32'          # decoder arithmetic: 'fp32', 'bf16' or 'auto' (`core.resolve_precision`)
-    CHOICES = dict(generator=('mlp', 'conv'), energy=('layerwise', 'joint', 'both'), scheme=('mle', 'variational'),
-                   prior_space=('z', 'eps'), prior_init=('reference', 'amortized'), precision=PRECISIONS)     # fields with fixed values (a class attribute, not a field)
+    CHOICES = HierarchyConfig.CHOICES | dict(energy=('layerwise', 'joint', 'both'), scheme=('mle', 'variational'),
+                                             prior_space=('z', 'eps'), prior_init=('reference', 'amortized'))
+    RENAMED = dict(e_reg='energy_reg', lr_i='lr_q')
 
 JOINT_PRESETS = {
     # the public joint-training CIFAR-10 script: z1 = 128, z2 = 100, 4 hidden layers in p(z1|z2), K1 = 40
-    'cifar_code': JointHEBMConfig(img_shape=(3, 32, 32), dims=(128, 100), generator='conv', gen_width=64, cond_hidden=4,
+    'cifar_code': JointHEBMConfig(shape=(3, 32, 32), dims=(128, 100), generator='conv', gen_width=64, cond_hidden=4,
                                   prior_steps=60, post_steps=40, lr_g=1e-4, lr_c=1e-4, lr_e=2e-5),
     'mnist_cpu': JointHEBMConfig(),
     'mnist_cpu_l3': JointHEBMConfig(dims=(16, 8, 4)),
     # the variational scheme on the CPU preset: the P1 code's energy learning rate and a small energy penalty (see below)
-    'mnist_cpu_var': JointHEBMConfig(scheme='variational', lr_e=2e-5, e_reg=0.1, prior_space='eps'),
-    'mnist_cpu_var_l3': JointHEBMConfig(dims=(16, 8, 4), scheme='variational', lr_e=2e-5, e_reg=0.1, prior_space='eps'),
+    'mnist_cpu_var': JointHEBMConfig(scheme='variational', lr_e=2e-5, energy_reg=0.1, prior_space='eps'),
+    'mnist_cpu_var_l3': JointHEBMConfig(dims=(16, 8, 4), scheme='variational', lr_e=2e-5, energy_reg=0.1, prior_space='eps'),
     # the anomaly protocol (see LEBM's mnist_ad) for the variational scheme: the inference model is the amortised start,
     # prior chains (z-space, 60 steps) start from q(z|x) of the batch as in DAMC, five noise-free posterior steps at test
     # time, score weight 1, the conv generator at ngf 8. The prior step is 0.2, not DAMC's 0.4, for stability alone: z-space
@@ -71,7 +56,7 @@ JOINT_PRESETS = {
     # 939-942 (2, 34, 75, 99 of 100 chains overflowed, then NaN weights), at 0.2 all five digits trained 1,000 steps.
     # eps-space chains diverged by step ~90-160 (at 0.4 on all five digits; at 0.2 on digits 1, 7, 9)
     'mnist_ad': JointHEBMConfig(dims=(8, 4), generator='conv', gen_width=8, sigma=1.0, scheme='variational', lr_e=2e-5,
-                                e_reg=0.1, prior_space='z', prior_init='amortized', prior_steps=60, prior_step_size=0.2, refine_steps=5,
+                                energy_reg=0.1, prior_space='z', prior_init='amortized', prior_steps=60, prior_step_size=0.2, refine_steps=5,
                                 refine_step_size=0.1, score_w=1.0, lr_decay=0.99, lr_decay_every=1000),
     'tiny': JointHEBMConfig(dims=(4, 2), gen_width=32, cond_width=16, cond_hidden=1, e_width=16, prior_steps=5, post_steps=5,
                             enc_width=8, enc_feat=32),
@@ -88,9 +73,9 @@ class JointHEBM(HierarchicalLatentMethod):
                                   joint=cfg.energy in ('joint', 'both')) if cfg.use_ebm else None)
         self.prior = TiltedHierarchy(self.hier, self.E)
         self.opt_e = torch.optim.Adam(self.E.parameters(), lr=cfg.lr_e, betas=b) if cfg.use_ebm else None
-        self.Q = (HierarchicalEncoder(dims, cfg.img_shape, nef=cfg.enc_width, feat=cfg.enc_feat, width=cfg.cond_width)
+        self.Q = (HierarchicalEncoder(dims, cfg.shape, nef=cfg.enc_width, feat=cfg.enc_feat, width=cfg.cond_width)
                   if cfg.scheme == 'variational' else None)
-        self.opt_i = torch.optim.Adam(self.Q.parameters(), lr=cfg.lr_i, betas=b) if self.Q is not None else None
+        self.opt_i = torch.optim.Adam(self.Q.parameters(), lr=cfg.lr_q, betas=b) if self.Q is not None else None
 
     def optimizers(self):
         return {k: o for k, o in (('g', self.opt_g), ('c', self.opt_c), ('e', self.opt_e), ('i', self.opt_i)) if o is not None}
@@ -149,7 +134,7 @@ def _train_step_mle(self:JointHEBM, x:Tensor)->dict[str, Tensor]:
     if self.cfg.use_ebm: out['bad_chains'] = self.bad_chains
     if self.cfg.use_ebm:
         e = self.E(torch.cat([z_pos, z_neg])); en_pos, en_neg = e[:B].mean(), e[B:].mean()
-        self.update(self.opt_e, en_pos - en_neg + self.cfg.e_reg*e.pow(2).mean())
+        self.update(self.opt_e, en_pos - en_neg + self.cfg.energy_reg*e.pow(2).mean())
         out |= dict(loss_e=(en_pos - en_neg).detach(), en_pos=en_pos.detach(), en_neg=en_neg.detach())
     return out
 
@@ -168,7 +153,7 @@ def _train_step_var(self:JointHEBM, x:Tensor)->dict[str, Tensor]:
     if self.cfg.use_ebm:
         e = self.E(torch.cat([z_q, z_neg])); en_pos, en_neg = e[:B], e[B:]
         loss = loss + en_pos - (en_neg - self.hier.log_prob(z_neg))     # the -log Z gradient from prior samples
-        if self.cfg.e_reg: loss = loss + self.cfg.e_reg*(self.E(z_q.detach()).pow(2) + en_neg.pow(2))
+        if self.cfg.energy_reg: loss = loss + self.cfg.energy_reg*(self.E(z_q.detach()).pow(2) + en_neg.pow(2))
         out |= dict(loss_e=(en_pos.mean() - en_neg.mean()).detach(), en_pos=en_pos.mean().detach(), en_neg=en_neg.mean().detach(),
                     z_neg_norm=z_neg.norm(dim=1).mean(), bad_chains=self.bad_chains)
     loss = loss.mean()

@@ -12,16 +12,16 @@ from ..config import make_config
 from ..generators import GaussianObs, GeneratorConfig, make_generator, posterior_potential
 from ..priors import GaussianReference, EnergyMLP, ZeroEnergy, TiltedPrior
 from ..samplers import ula
-from ..latent import LatentMethod, Amortizer
+from ..latent import LatentMethod, LatentConfig, Amortizer
 
 # %% auto #0
 __all__ = ['LEBM_PRESETS', 'LEBMConfig', 'LEBM']
 
 # %% ../../nbs/30_lebm.ipynb #b34a894a
 @dataclass(frozen=True)
-class LEBMConfig(GeneratorConfig):
-    "Hyper-parameters of LEBM: the generator's (`GeneratorConfig`), the energy's and the chains' (frozen; presets below)."
-    ndf:int = 200                   # energy MLP width
+class LEBMConfig(LatentConfig):
+    "Hyper-parameters of LEBM: the generator's and the latent's (`LatentConfig`), the energy's and the chains' (frozen; presets below)."
+    e_width:int = 200               # energy MLP width
     e_act:str = 'lrelu'             # energy activation: 'lrelu' (paper one-pager) or 'gelu' (SVHN code default)
     use_ebm:bool = True             # False: the Gaussian-prior ablation (energy switched off, same code path)
     prior_steps:int = 60            # K0
@@ -32,31 +32,32 @@ class LEBMConfig(GeneratorConfig):
     lr_e:float = 2e-5
     beta1:float = 0.5               # Adam beta1 (all optimisers; beta2 = 0.999)
     prior_init:str = 'reference'    # prior chains start from 'reference' N(0, s0^2 I) or 'amortized' mu(x) of the batch (DAMC)
-    CHOICES = GeneratorConfig.CHOICES | dict(e_act=('lrelu', 'gelu', 'silu'), prior_init=('reference', 'amortized'))
+    CHOICES = LatentConfig.CHOICES | dict(e_act=('lrelu', 'gelu', 'silu'), prior_init=('reference', 'amortized'))
+    RENAMED = dict(ndf='e_width')
 
 LEBM_PRESETS = {
     # the public SVHN script (train_svhn.py defaults): K1 = 20, GELU energy
-    'svhn_code': LEBMConfig(img_shape=(3, 32, 32), nz=100, generator='conv', gen_width=64, ndf=200, e_act='gelu',
+    'svhn_code': LEBMConfig(shape=(3, 32, 32), nz=100, generator='conv', gen_width=64, e_width=200, e_act='gelu',
                             sigma=0.3, prior_steps=60, prior_step_size=0.4, post_steps=20, post_step_size=0.1),
     # the paper's one-page code: K1 = 40, LeakyReLU(0.2) energy
-    'svhn_paper': LEBMConfig(img_shape=(3, 32, 32), nz=100, generator='conv', gen_width=64, ndf=200, e_act='lrelu',
+    'svhn_paper': LEBMConfig(shape=(3, 32, 32), nz=100, generator='conv', gen_width=64, e_width=200, e_act='lrelu',
                              sigma=0.3, prior_steps=60, prior_step_size=0.4, post_steps=40, post_step_size=0.1),
     # CPU-sized MNIST: an MLP generator and shorter chains, minutes on two cores
-    'mnist_cpu': LEBMConfig(img_shape=(1, 28, 28), nz=16, generator='mlp', gen_width=512, ndf=200, e_act='lrelu',
+    'mnist_cpu': LEBMConfig(shape=(1, 28, 28), nz=16, generator='mlp', gen_width=512, e_width=200, e_act='lrelu',
                             sigma=0.3, prior_steps=40, prior_step_size=0.4, post_steps=20, post_step_size=0.1,
                             lr_g=2e-4, lr_e=5e-5),
     # the published anomaly protocol (DAMC's train_anomaly_det.py: d = 8, the 28x28 conv generator, sigma = 1, score weight 1,
     # chains from an amortised start, posterior 30 x 0.1, prior 60 x 0.4 from mu(x), 5 noise-free test steps, lr x0.99 per
     # 1000) with the generator at ngf 8 for two CPU cores; the published width is one option away: gen_width=128
-    'mnist_ad': LEBMConfig(img_shape=(1, 28, 28), nz=8, generator='conv', gen_width=8, ndf=200, e_act='lrelu', sigma=1.0,
+    'mnist_ad': LEBMConfig(shape=(1, 28, 28), nz=8, generator='conv', gen_width=8, e_width=200, e_act='lrelu', sigma=1.0,
                            prior_steps=60, prior_step_size=0.4, post_steps=30, post_step_size=0.1, lr_g=1e-4, lr_e=5e-5,
-                           lr_q=1e-4, amortize=True, nef=32, prior_init='amortized', refine_steps=5, refine_step_size=0.1,
+                           lr_q=1e-4, amortize=True, enc_width=32, prior_init='amortized', refine_steps=5, refine_step_size=0.1,
                            score_w=1.0, lr_decay=0.99, lr_decay_every=1000),
     # a few seconds: tests and smoke runs
-    'tiny': LEBMConfig(img_shape=(1, 28, 28), nz=4, generator='mlp', gen_width=32, ndf=16, sigma=0.3,
+    'tiny': LEBMConfig(shape=(1, 28, 28), nz=4, generator='mlp', gen_width=32, e_width=16, sigma=0.3,
                        prior_steps=5, prior_step_size=0.4, post_steps=5, post_step_size=0.1),
-    'tiny_ad': LEBMConfig(img_shape=(1, 28, 28), nz=4, generator='conv', gen_width=2, ndf=16, sigma=1.0, prior_steps=5,
-                          post_steps=5, amortize=True, nef=4, prior_init='amortized', refine_steps=2, score_w=1.0,
+    'tiny_ad': LEBMConfig(shape=(1, 28, 28), nz=4, generator='conv', gen_width=2, e_width=16, sigma=1.0, prior_steps=5,
+                          post_steps=5, amortize=True, enc_width=4, prior_init='amortized', refine_steps=2, score_w=1.0,
                           lr_decay=0.5, lr_decay_every=3),
 }
 
@@ -66,13 +67,13 @@ class LEBM(LatentMethod):
     "Generator with a latent EBM prior, trained by MLE with short-run prior and posterior Langevin."
     def __init__(self, cfg:LEBMConfig):
         super().__init__(cfg)
-        self.G = make_generator(cfg.generator, cfg.nz, cfg.img_shape, cfg.gen_width, cfg.precision)
-        self.E = EnergyMLP(cfg.nz, cfg.ndf, cfg.e_act) if cfg.use_ebm else ZeroEnergy()
+        self.G = make_generator(cfg.generator, cfg.nz, cfg.shape, cfg.gen_width, cfg.precision)
+        self.E = EnergyMLP(cfg.nz, cfg.e_width, cfg.e_act) if cfg.use_ebm else ZeroEnergy()
         self.prior = TiltedPrior(self.E, GaussianReference(cfg.nz, cfg.sigma0))
         self.obs = GaussianObs(cfg.sigma)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
         self.opt_e = torch.optim.Adam(self.E.parameters(), lr=cfg.lr_e, betas=(cfg.beta1, 0.999)) if cfg.use_ebm else None
-        self.Q = Amortizer(cfg.nz, cfg.img_shape, cfg.nef) if cfg.amortize else None
+        self.Q = Amortizer(cfg.nz, cfg.shape, cfg.enc_width) if cfg.amortize else None
         self.opt_q = torch.optim.Adam(self.Q.parameters(), lr=cfg.lr_q, betas=(cfg.beta1, 0.999)) if cfg.amortize else None
 
     def optimizers(self): return {k: o for k, o in (('g', self.opt_g), ('e', self.opt_e), ('q', self.opt_q)) if o is not None}

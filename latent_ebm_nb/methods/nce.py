@@ -14,7 +14,7 @@ from ..priors import GaussianReference, EnergyMLP, TiltedPrior
 from ..samplers import ula
 from ..levels import PersistentBuffer
 from ..trainer import Callback
-from ..latent import LatentMethod, Amortizer
+from ..latent import LatentMethod, LatentConfig, Amortizer
 
 # %% auto #0
 __all__ = ['NCE_PRESETS', 'StageRatios', 'nce_loss', 'fit_ratio', 'NCEConfig', 'MultiStageNCE', 'stage_report', 'StageEval']
@@ -66,10 +66,10 @@ def fit_ratio(f:nn.Module,          # logit network `(B, d) -> (B,)`
 
 # %% ../../nbs/33_nce.ipynb #eed99869
 @dataclass(frozen=True)
-class NCEConfig(GeneratorConfig):
-    "Hyper-parameters of the multi-stage NCE prior: the generator's (`GeneratorConfig`), the stages' and the chains' (frozen)."
+class NCEConfig(LatentConfig):
+    "Hyper-parameters of the multi-stage NCE prior: the generator's and the latent's (`LatentConfig`), the stages' and the chains' (frozen)."
     use_ebm:bool = True             # False: the Gaussian-prior ablation (no stages; same generator, sampler and budget)
-    ndf:int = 200                   # width of each ratio network f_k
+    e_width:int = 200               # width of each ratio network f_k
     e_act:str = 'lrelu'             # activation of the ratio networks
     n_stages:int = 4                # K, stages (ratio networks)
     iters_per_stage:int = 300       # training iterations of each stage; after K stages the generator trains alone
@@ -83,24 +83,25 @@ class NCEConfig(GeneratorConfig):
     post_steps:int = 20             # K1, posterior Langevin steps
     post_step_size:float = 0.1      # s1
     lr_g:float = 2e-4
-    lr_f:float = 1e-4               # ratio networks (only the active stage gets gradients)
+    lr_e:float = 1e-4               # ratio networks (only the active stage gets gradients)
     beta1:float = 0.5               # Adam beta1 (beta2 = 0.999)
-    CHOICES = GeneratorConfig.CHOICES | dict(e_act=('lrelu', 'gelu', 'silu'), negatives=('shortrun', 'persistent'))
+    CHOICES = LatentConfig.CHOICES | dict(e_act=('lrelu', 'gelu', 'silu'), negatives=('shortrun', 'persistent'))
+    RENAMED = dict(ndf='e_width', lr_f='lr_e')
 
 NCE_PRESETS = {
-    # CPU-sized MNIST, the same generator and chains as LEBM's mnist_cpu; 4 stages x 300 iterations. lr_f = 5e-4:
+    # CPU-sized MNIST, the same generator and chains as LEBM's mnist_cpu; 4 stages x 300 iterations. lr_e = 5e-4:
     # with 1e-4 a zero-initialised stage classifier is still improving when its stage ends (train_nce_multistage runs)
-    'mnist_cpu': NCEConfig(lr_f=5e-4),
+    'mnist_cpu': NCEConfig(lr_e=5e-4),
     # the paper's SVHN model (LEBM's networks and chains, K1 = 40); stage count and length are not verified
-    'svhn_paper': NCEConfig(img_shape=(3, 32, 32), nz=100, generator='conv', gen_width=64, ndf=200, n_stages=4,
+    'svhn_paper': NCEConfig(shape=(3, 32, 32), nz=100, generator='conv', gen_width=64, e_width=200, n_stages=4,
                             iters_per_stage=10_000, negatives='persistent', prior_steps=60, prior_step_size=0.4,
-                            post_steps=40, post_step_size=0.1, lr_g=1e-4, lr_f=2e-5),
+                            post_steps=40, post_step_size=0.1, lr_g=1e-4, lr_e=2e-5),
     # the anomaly protocol (see LEBM's mnist_ad): d = 8, the 28x28 conv generator at ngf 8, sigma 1, score weight 1, an
     # amortised start for the posterior chains, 30 posterior and 60 prior steps, five noise-free test steps
-    'mnist_ad': NCEConfig(nz=8, generator='conv', gen_width=8, sigma=1.0, lr_f=5e-4, lr_g=1e-4, prior_steps=60, post_steps=30,
+    'mnist_ad': NCEConfig(nz=8, generator='conv', gen_width=8, sigma=1.0, lr_e=5e-4, lr_g=1e-4, prior_steps=60, post_steps=30,
                           amortize=True, refine_steps=5, score_w=1.0, lr_decay=0.99, lr_decay_every=1000),
     # a few seconds: tests and smoke runs
-    'tiny': NCEConfig(nz=4, gen_width=32, ndf=16, n_stages=2, iters_per_stage=5, n_persistent=64,
+    'tiny': NCEConfig(nz=4, gen_width=32, e_width=16, n_stages=2, iters_per_stage=5, n_persistent=64,
                       prior_steps=5, post_steps=5),
 }
 
@@ -110,18 +111,18 @@ class MultiStageNCE(LatentMethod):
     def __init__(self, cfg:NCEConfig):
         super().__init__(cfg)
         K = cfg.n_stages if cfg.use_ebm else 0
-        self.G = make_generator(cfg.generator, cfg.nz, cfg.img_shape, cfg.gen_width, cfg.precision)
-        self.ratios = StageRatios(cfg.nz, K, cfg.ndf, cfg.e_act)
+        self.G = make_generator(cfg.generator, cfg.nz, cfg.shape, cfg.gen_width, cfg.precision)
+        self.ratios = StageRatios(cfg.nz, K, cfg.e_width, cfg.e_act)
         self.prior = TiltedPrior(self.ratios, GaussianReference(cfg.nz, cfg.sigma0))
         self.obs = GaussianObs(cfg.sigma)
-        self.Q = Amortizer(cfg.nz, cfg.img_shape, cfg.nef) if cfg.amortize else None
+        self.Q = Amortizer(cfg.nz, cfg.shape, cfg.enc_width) if cfg.amortize else None
         self.register_buffer('it', torch.zeros((), dtype=torch.long))
         self.register_buffer('stopped', torch.zeros((), dtype=torch.bool))
         for k in ('stage_acc', 'stage_loss', 'acc_sum', 'loss_sum', 'acc_n'): self.register_buffer(k, torch.zeros(K))
         if K and cfg.negatives == 'persistent': self.register_buffer('chains', cfg.sigma0*torch.randn(cfg.n_persistent, cfg.nz))
         adam = lambda ps, lr: torch.optim.Adam(ps, lr=lr, betas=(cfg.beta1, 0.999))
         self.opt_g = adam(self.G.parameters(), cfg.lr_g)
-        self.opt_f = adam(self.ratios.parameters(), cfg.lr_f) if K else None
+        self.opt_f = adam(self.ratios.parameters(), cfg.lr_e) if K else None
         self.opt_q = adam(self.Q.parameters(), cfg.lr_q) if self.Q is not None else None
 
     def optimizers(self): return {k: o for k, o in (('g', self.opt_g), ('f', self.opt_f), ('q', self.opt_q)) if o is not None}
