@@ -4,16 +4,17 @@
 from __future__ import annotations
 from fastcore.basics import patch
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence
 import torch
 from torch import Tensor
 from .core import LebmError, per_sample
+from .schedules import tether_energy
 from .samplers import langevin, level_step_size, accept_by_level, Trajectory, LangevinStats
 
 # %% auto #0
 __all__ = ['LEVEL_MOVES', 'level_energies', 'level_conditional', 'gibbs_level', 'neighbour_level', 'SwapStats', 'tempered_energy',
            'replica_swap', 'replica_exchange', 'PersistentBuffer', 'MGMSStats', 'mala_within_gibbs', 'recovery_energy',
-           'recovery_conditional', 'recovery_sample']
+           'recovery_conditional', 'descend']
 
 # %% ../nbs/12_levels.ipynb #2483d447
 def level_energies(energy_fn:Callable, # `energy_fn(x, t) -> (B,)`; an `all_levels(x) -> (B, T+1)` attribute is used if present
@@ -216,9 +217,8 @@ def recovery_energy(energy_fn:Callable, # `energy_fn(x, t) -> (B,)`, the margina
                     tether:Tensor|None=None, # `(B,)` bool, False drops the tether (DRL's top level); None: all on
                    )->Callable:         # `f(x_t) -> (B,)` conditional energy
     "U(x_t, t) + |x_{t+1} - a_{t+1} x_t|^2 / (2 sigma_{t+1}^2), as an energy of x_t."
-    at, st = per_sample(a[t + 1], x_next), sigma[t + 1]
-    w = 0.5/st**2 if tether is None else torch.where(tether, 0.5/st**2, 0.)
-    return lambda z: energy_fn(z, t) + w*(x_next - at*z).flatten(1).pow(2).sum(1)
+    on = 1. if tether is None else tether.to(x_next.dtype)
+    return lambda z: energy_fn(z, t) + tether_energy(z, x_next, a[t + 1], sigma[t + 1]**2, on)
 
 # %% ../nbs/12_levels.ipynb #4c355c5f
 def recovery_conditional(energy_fn:Callable, x_next:Tensor, t:Tensor, a:Tensor, sigma:Tensor,
@@ -236,15 +236,25 @@ def recovery_conditional(energy_fn:Callable, x_next:Tensor, t:Tensor, a:Tensor, 
     return langevin(f, x_next if init is None else init, n_steps, level_step_size(step_table, t), mala=mala, traj=traj)
 
 # %% ../nbs/12_levels.ipynb #a9722f76
-def recovery_sample(energy_fn:Callable, x_top:Tensor, # `(B, ...)` x_T, usually N(0, I)
-                    a:Tensor, sigma:Tensor, step_table:Tensor, n_steps:int, mala:bool=False,
-                    top_unconditional:bool=False, traj:Trajectory|None=None,
-                   )->tuple[Tensor, Tensor]: # `(T+1, B, ...)` samples at every level (index t), `(T,)` acceptance per level
-    "Ancestral sampling x_T -> x_{T-1} -> ... -> x_0 with the conditional sampler at each level."
-    T = a.shape[0] - 1
-    xs, acc, x = [x_top], x_top.new_zeros(T), x_top
-    for lvl in range(T - 1, -1, -1):
+def descend(energy_fn:Callable,       # `energy_fn(x, t) -> (B,)`, the energy $U(x, t)$ of level t
+            x:Tensor,                 # `(B, ...)` the chains' start (at the first level of `levels`)
+            levels:Sequence[int],     # the levels visited, in order: `range(T - 1, -1, -1)` (recovery), `range(s, -1, -1)` (annealed)
+            n_steps:int,              # Langevin steps at each level
+            step_table:Tensor,        # per-level step sizes $s_t$, indexed by level
+            mala:bool=False,          # MH correction at every level (the papers' recovery chains are ULA)
+            recovery:tuple[Tensor, Tensor]|None=None, # `(a, sigma)` `(T+1,)`: tether level t to its start $x_{t+1}$; None: annealed
+            top_unconditional:bool=False, # recovery: no tether at level T-1 (DRL, the latent diffusion EBM)
+            scale_start:bool=False,   # recovery: start level t at $x_{t+1}/a_{t+1}$ (DRL's $y^0 = x_{t+1}$) instead of $x_{t+1}$
+            traj:Trajectory|None=None,
+           )->tuple[Tensor, Tensor]:  # `(len(levels)+1, B, ...)`: the start, then the state after each level; `(len(levels),)` acceptance
+    "Chains through `levels` in turn: the recovery descent (tethered to the previous level's state) or the annealed descent."
+    xs, acc = [x], []
+    for lvl in levels:
         t = torch.full((x.shape[0],), lvl, dtype=torch.long, device=x.device)
-        x, st = recovery_conditional(energy_fn, x, t, a, sigma, step_table, n_steps, mala, top_unconditional, traj=traj)
-        xs.append(x); acc[lvl] = st.rate.mean()
-    return torch.stack(xs[::-1]), acc
+        if recovery is None: x, st = langevin(energy_fn, x, n_steps, step_table[lvl], mala=mala, level=t, traj=traj)
+        else:
+            a, sigma = recovery
+            x, st = recovery_conditional(energy_fn, x, t, a, sigma, step_table, n_steps, mala, top_unconditional,
+                                         init=x/per_sample(a[t + 1], x) if scale_start else None, traj=traj)
+        xs.append(x); acc.append(st.rate.mean())
+    return torch.stack(xs), torch.stack(acc) if acc else x.new_zeros(0)

@@ -239,12 +239,12 @@ def _recovery(self:Schedule, t:int|Tensor, # level(s) being sampled, in 0..T-1 (
 _attach(Schedule, _recovery)
 
 # %% ../nbs/03_schedules.ipynb #22da9157
-def tether_energy(x:Tensor,       # `(B, ...)`: $x_t$, or DRL's scaled $y = a_{t+1}x_t$ when `scaled`
-                  x_next:Tensor,  # `(B, ...)`: the conditioning sample $x_{t+1}$
-                  rc:Recovery,    # coefficients from `Schedule.recovery`
-                  scaled:bool=False, # True: `x` is DRL's $y$, so the tether is $\|x_{t+1} - y\|^2$
-                 )->Tensor:       # `(B,)` energies $r_t\|x_{t+1} - a x\|^2 / 2\sigma_{t+1}^2$
-    "The quadratic tether of the recovery conditional to $x_{t+1}$ (zero at the top level)."
-    a = 1. if scaled else per_sample(rc.a, x)
-    d = (x_next - a*x).flatten(1)
-    return rc.tether * (d*d).sum(1) / (2*rc.sigma2)
+def tether_energy(x:Tensor,            # `(B, ...)`: $x_t$
+                  x_next:Tensor,       # `(B, ...)`: the conditioning sample $x_{t+1}$
+                  a:Tensor|float,      # $a_{t+1}$, per sample `(B,)` or one number
+                  sigma2:Tensor|float, # $\sigma_{t+1}^2$, per sample `(B,)` or one number
+                  on:Tensor|float=1.,  # $r_t$: 1 where the tether holds, 0 where it is off (the top level)
+                 )->Tensor:            # `(B,)` energies $r_t\lVert x_{t+1} - a x_t\rVert^2 / 2\sigma_{t+1}^2$
+    "The quadratic tether of the recovery conditional to $x_{t+1}$: the one place its form is written."
+    d = (x_next - per_sample(a, x)*x).flatten(1)
+    return on*(d*d).sum(1)/(2*sigma2)

@@ -5,8 +5,8 @@ from latent_ebm_nb.testing import test_mc as check_mc
 from latent_ebm_nb.trainer import Trainer
 from latent_ebm_nb.hierarchy import GaussianHierarchy
 from latent_ebm_nb.methods import get_method, load_run
-from latent_ebm_nb.methods.diffusion_hebm import (hebm_schedule, eps_level_potential,
-                                                  conditional_eps)
+from latent_ebm_nb.methods.diffusion_hebm import hebm_schedule, eps_level_potential
+from latent_ebm_nb.levels import recovery_conditional
 
 from helpers import images
 
@@ -33,7 +33,7 @@ def test_zero_energy_conditional_is_gaussian_posterior():
     U = eps_level_potential(None, GaussianHierarchy([2, 1], width=4).to_z, torch.ones(2))
     nxt = torch.tensor([0.8, -1.1, 0.4]).expand(n, 3)
     for lvl in range(2):
-        x = conditional_eps(U, sch, nxt, torch.full((n,), lvl), 0.5*sch.sigma[1:], 120, mala=True)
+        x = recovery_conditional(U, nxt, torch.full((n,), lvl), sch.a, sch.sigma, 0.5*sch.sigma[1:], 120, mala=True, top_unconditional=True)[0]
         mean, sd = (torch.zeros(3), 1.) if lvl == 1 else (sch.a[1]*nxt[0], sch.sigma[1].item())
         for j in range(3):
             check_mc(x[:, j].mean(), mean[j], sd, n); check_mc(x[:, j].var(), sd**2, 2**0.5*sd**2, n)

@@ -11,7 +11,7 @@ from ..core import LebmError
 from ..targets2d import get_target, Target2D
 from ..schedules import Schedule
 from ..samplers import Trajectory, langevin
-from ..levels import tempered_energy, replica_swap, recovery_sample
+from ..levels import tempered_energy, replica_swap, descend
 
 # %% auto #0
 __all__ = ['RecoverySpec', 'Subject', 'fd_potential', 'target_subject', 'Recorded', 'compute_trajectory', 'pca_2d']
@@ -154,8 +154,8 @@ def _recovery_recorded(subject:Subject, n_steps:int, step_size:float, n_chains:i
                        settings:dict, t0:float)->Recorded:
     "Run the recovery-likelihood sampler over the subject's T levels (`n_steps // T` steps each), recording every step."
     r = subject.recovery; T = len(r.a) - 1; per = max(1, n_steps // T)
-    recovery_sample(r.energy, r.top(n_chains, g), r.a, r.sigma, torch.full((T + 1,), float(step_size)), per,
-                    mala=True, traj=traj)
+    descend(r.energy, r.top(n_chains, g), range(T - 1, -1, -1), per, torch.full((T + 1,), float(step_size)), mala=True,
+            recovery=(r.a, r.sigma), traj=traj)
     rec = Recorded.from_trajectory(traj, 'recovery', settings=settings | dict(steps_per_level=per),
                                    seconds=time.perf_counter() - t0)
     lv = torch.cat([torch.tensor([T]), (T - 1 - torch.arange(T*per) // per)])

@@ -10,7 +10,7 @@ from fastcore.basics import patch
 from ..core import LebmError
 from ..config import make_config
 from ..schedules import Schedule, beta_linear
-from ..levels import recovery_conditional
+from ..levels import recovery_conditional, descend
 from ..samplers import ula, Trajectory
 from ..hierarchy import GaussianHierarchy, LayerwiseEnergy, TiltedHierarchy, mlp
 from ..latent import HierarchicalLatentMethod, HierarchyConfig
@@ -18,8 +18,8 @@ from ..core import PRECISIONS
 from ..nets import timestep_embedding
 
 # %% auto #0
-__all__ = ['DIFFUSION_PRESETS', 'hebm_schedule', 'TimeLayerwiseEnergy', 'eps_level_potential', 'conditional_eps', 'sample_levels',
-           'DiffusionHEBMConfig', 'DiffusionHEBM']
+__all__ = ['DIFFUSION_PRESETS', 'hebm_schedule', 'TimeLayerwiseEnergy', 'eps_level_potential', 'DiffusionHEBMConfig',
+           'DiffusionHEBM']
 
 # %% ../../nbs/32_diffusion_hebm.ipynb #04c9a68c
 def hebm_schedule(T:int,                    # top level: the paper's code uses 3
@@ -65,22 +65,6 @@ def eps_level_potential(energy:Callable|None,   # `energy(z, t) -> (B,)` on the 
         return ref if energy is None else energy(to_z(eps), t)/temperature[t] + ref
     return U
 
-def conditional_eps(U:Callable, sched:Schedule, eps_next:Tensor, t:Tensor,
-                    step_table:Tensor,          # `(T,)` our step sizes $s_t$ (noise std)
-                    n_steps:int, mala:bool=False, traj:Trajectory|None=None)->Tensor:
-    "$\\varepsilon_t \\sim p(\\varepsilon_t \\mid \\varepsilon_{t+1})$ by Langevin from $\\varepsilon_{t+1}$ (tether off at $t = T-1$)."
-    return recovery_conditional(U, eps_next, t, sched.a, sched.sigma, step_table, n_steps, mala=mala,
-                                top_unconditional=True, traj=traj)[0]
-
-def sample_levels(U:Callable, sched:Schedule, eps_top:Tensor, step_table:Tensor, n_steps:int, mala:bool=False,
-                  traj:Trajectory|None=None)->Tensor:
-    "$\\varepsilon_T \\to \\varepsilon_{T-1} \\to \\dots \\to \\varepsilon_0$; returns every level, `(T+1, B, d)` (index = level)."
-    xs, x = [eps_top], eps_top
-    for lvl in range(sched.T - 1, -1, -1):
-        x = conditional_eps(U, sched, x, torch.full((x.shape[0],), lvl, dtype=torch.long, device=x.device),
-                            step_table, n_steps, mala, traj)
-        xs.append(x)
-    return torch.stack(xs[::-1])
 
 # %% ../../nbs/32_diffusion_hebm.ipynb #68a9c5e6
 @dataclass(frozen=True)
@@ -172,7 +156,8 @@ def prior_levels(self:DiffusionHEBM, n:int, traj:Trajectory|None=None)->Tensor:
     if c.prior == 'short_run':
         p = TiltedHierarchy(self.hier, self.E)
         return ula(p.eps_potential, top, c.sr_steps, c.sr_step_size, traj=traj)[0][None]
-    return sample_levels(self.level_potential(), self.sched, top, self.coefficients()['step_size'], c.e_steps, c.mala, traj)
+    return descend(self.level_potential(), top, range(c.T - 1, -1, -1), c.e_steps, self.coefficients()['step_size'], c.mala,
+                   recovery=(self.sched.a, self.sched.sigma), top_unconditional=True, traj=traj)[0].flip(0)
 
 @patch
 def prior_sample_z(self:DiffusionHEBM, n:int)->Tensor:
@@ -202,7 +187,8 @@ def prior_step(self:DiffusionHEBM, eps:Tensor)->dict[str, Tensor]:
         co = self.coefficients()
         t = torch.randint(0, self.sched.T, (B,), device=eps.device)
         pos, nxt = self.sched.q_pairs(eps, t)
-        neg = conditional_eps(self.level_potential(), self.sched, nxt, t, co['step_size'], c.e_steps, c.mala)
+        neg = recovery_conditional(self.level_potential(), nxt, t, self.sched.a, self.sched.sigma, co['step_size'], c.e_steps, c.mala,
+                                   top_unconditional=True)[0]
         w, E = co['loss_weight'][t], self.E
     e = E(self.hier.to_z(torch.cat([pos, neg])), None if t is None else torch.cat([t, t]))
     en_pos, en_neg = (w*e[:B]).mean(), (w*e[B:]).mean()

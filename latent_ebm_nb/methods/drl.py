@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 from fastcore.basics import patch
-from ..core import LebmError
-from ..schedules import Schedule, Recovery, tether_energy
-from ..samplers import langevin
+from ..core import LebmError, per_sample
+from ..schedules import Schedule, Recovery
+from ..levels import recovery_conditional, descend
 from ..nets import TimeGatedMLP, ResNetTemb, ACTIVATIONS, ENERGY_NET_RENAMED
 from ..trainer import Method, LRSchedule
 
@@ -68,19 +68,24 @@ class DRL(Method):
 
 # %% ../../nbs/35_drl.ipynb #814226e4
 @patch
-def cond_energy(self:DRL, x_next:Tensor, t:Tensor, rc:Recovery):
-    "The conditional energy of $y$ given $x_{t+1}$: $U_\\theta(y, t)/v_t$ + the tether."
-    v = rc.temperature
-    return lambda y: self.E(y, t)/v + tether_energy(y, x_next, rc, scaled=True)
+def level_energy(self:DRL, x:Tensor, t:Tensor)->Tensor:
+    "$U(x, t) = E_\\theta(a_{t+1}x, t)/v_t$: level $t$'s marginal energy in $x_t$ (the network sees DRL's $y = a_{t+1}x_t$), `(B,)`."
+    rc = self.rc(t)
+    return self.E(per_sample(rc.a, x)*x, t)/rc.temperature
+
+@patch
+def recovery_tables(self:DRL)->tuple[Tensor, Tensor, Tensor]:
+    "`(a, sigma, s)`: the forward steps' $a$ (with DRL's $a_T := 1$) and $\\sigma$, `(T+1,)`, and the step sizes on $x_t$, $s_t/a_{t+1}$, `(T,)`."
+    rc = self.rc(torch.arange(self.T, device=self.it.device))
+    return torch.cat([rc.a.new_ones(1), rc.a]), self.sched.sigma, rc.step_size/rc.a
 
 @patch
 def recover(self:DRL, x_next:Tensor, t:Tensor,   # `(B, ...)` x_{t+1} and `(B,)` levels t
             n_steps:int|None=None, traj=None)->Tensor:
-    "Sample $x_t \\sim p_\\theta(x_t \\mid x_{t+1})$ by Langevin in $y$ started at $x_{t+1}$; returns $x_t$."
-    rc = self.rc(t)
-    y, _ = langevin(self.cond_energy(x_next, t, rc), x_next, n_steps or self.cfg.n_steps, rc.step_size, traj=traj)
-    a = rc.a.view(-1, *[1]*(x_next.dim() - 1))
-    return y / a
+    "Sample $x_t \\sim p_\\theta(x_t \\mid x_{t+1})$: Langevin on $x_t$ from $x_{t+1}/a_{t+1}$ (DRL's chain on $y$, rescaled)."
+    a, sigma, s = self.recovery_tables()
+    return recovery_conditional(self.level_energy, x_next, t, a, sigma, s, n_steps or self.cfg.n_steps, top_unconditional=True,
+                                init=x_next/per_sample(a[t + 1], x_next), traj=traj)[0]
 
 # %% ../../nbs/35_drl.ipynb #515dfc8b
 @patch
@@ -90,12 +95,9 @@ def train_step(self:DRL, x0:Tensor)->dict[str, Tensor]:
     t = torch.randint(0, self.T, (B,), device=x0.device)
     xt, xn = self.sched.q_pairs(x0, t)
     rc = self.rc(t)
-    a = rc.a.view(-1, *[1]*(x0.dim() - 1))
-    yp = a*xt
-    yn = (a*self.recover(xn, t)).detach()
-    e = self.dp('E')(torch.cat([yp, yn]), torch.cat([t, t]))
-    w = rc.loss_weight
-    loss = (w*(e[:B] - e[B:])).mean()
+    a = per_sample(rc.a, x0)                                  # the network sees DRL's y = a x_t
+    e = self.dp('E')(torch.cat([a*xt, a*self.recover(xn, t).detach()]), torch.cat([t, t]))
+    loss = (rc.loss_weight*(e[:B] - e[B:])).mean()
     self.update(self.opt, loss)
     self.it += 1
     return dict(loss=loss.detach(), en_pos=e[:B].mean().detach(), en_neg=e[B:].mean().detach())
@@ -103,18 +105,14 @@ def train_step(self:DRL, x0:Tensor)->dict[str, Tensor]:
 @patch
 def sample(self:DRL, n:int, n_steps:int|None=None,
            all_levels:bool=False)->Tensor:
-    "Ancestral generation $x_T \\sim \\mathcal N(0, I) \\to \\dots \\to x_0$; `(n, ...)` or `(T+1, n, ...)` with `all_levels`."
-    dev = next(self.E.parameters()).device
-    x = torch.randn(n, *self.cfg.shape, device=dev)
-    xs = [x]
-    for lvl in range(self.T - 1, -1, -1):
-        x = self.recover(x, torch.full((n,), lvl, dtype=torch.long, device=dev), n_steps)
-        xs.append(x)
-    return torch.stack(xs[::-1]) if all_levels else x
+    "Ancestral generation $x_T \\sim \\mathcal N(0, I) \\to \\dots \\to x_0$ (the recovery descent); `(n, ...)` or `(T+1, n, ...)` with `all_levels`."
+    a, sigma, s = self.recovery_tables()
+    x = torch.randn(n, *self.cfg.shape, device=a.device)
+    xs, _ = descend(self.level_energy, x, range(self.T - 1, -1, -1), n_steps or self.cfg.n_steps, s, recovery=(a, sigma),
+                    top_unconditional=True, scale_start=True)
+    return xs.flip(0) if all_levels else xs[-1]
 
 @patch
 def energy0(self:DRL, x:Tensor)->Tensor:
-    "The implied level-0 marginal energy $U_\\theta(a_1 x, 0)/v_0$, `(B,)`."
-    t = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-    rc = self.rc(t)
-    return self.E(rc.a.view(-1, *[1]*(x.dim() - 1))*x, t)/rc.temperature
+    "The implied level-0 marginal energy $U(x, 0) = E_\\theta(a_1 x, 0)/v_0$, `(B,)`."
+    return self.level_energy(x, torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
