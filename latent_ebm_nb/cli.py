@@ -2,7 +2,7 @@
 
 # %% ../nbs/50_cli.ipynb #6b8a3477
 from __future__ import annotations
-import sys, argparse
+import sys, json, argparse
 from pathlib import Path
 from .core import LebmError
 from . import runs, bench
@@ -13,7 +13,7 @@ __all__ = ['main']
 # %% ../nbs/50_cli.ipynb #5edf3690
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='lebm', description='latent_ebm_nb: run notebooks, sweeps, tables, benchmarks and docs')
-    sub = p.add_subparsers(dest='cmd', required=True, metavar='{list,run,sweep,table,bench,docs,readme}')
+    sub = p.add_subparsers(dest='cmd', required=True, metavar='{list,run,sweep,table,bench,check,docs,readme}')
     sub.add_parser('list', help='registered methods (presets, run notebooks), then runnable notebooks and their parameters')
     r = sub.add_parser('run', help='execute a run notebook with papermill into a run directory (or resume one)')
     r.add_argument('name', nargs='?', help='run notebook (see `lebm list`); not needed with --resume')
@@ -45,6 +45,15 @@ def _parser()->argparse.ArgumentParser:
     b.add_argument('name', nargs='?', help='benchmark name (omit to list them)')
     b.add_argument('--json', action='store_true', help='print one JSON object instead of a table')
     b.add_argument('--quick', action='store_true', help='short smoke run')
+    c = sub.add_parser('check', help='train every paper-scale preset a few iterations on a device, then sample: s/iter, memory, device hygiene')
+    c.add_argument('--device', default='auto', help="'cpu', 'cuda', 'cuda:1' or 'auto' (CUDA when present)")
+    c.add_argument('--tiny', action='store_true', help='shapes scaled down (small widths, few chains and steps): seconds on a CPU, for CI')
+    c.add_argument('--json', nargs='?', const='-', metavar='PATH', help='write the report as JSON to PATH (no PATH: print it instead of the table)')
+    c.add_argument('--methods', help='comma-separated methods (default: every registered one)')
+    c.add_argument('--iters', type=int, default=3, help='timed training iterations per preset, after one warm-up (default 3)')
+    c.add_argument('--batch', type=int, help="batch size (default: the preset's batch_size, else 100; 8 with --tiny)")
+    c.add_argument('--bf16', choices=['auto', 'on', 'off'], default='auto', help='also time precision=bf16: auto = where the device runs bf16 natively')
+    c.add_argument('--ddp', choices=['auto', 'on', 'off'], default='auto', help='DDP check through torchrun: auto = NCCL when several GPUs are visible, on = also gloo on the CPU')
     d = sub.add_parser('docs', help='build the docs site')
     d.add_argument('--out', default='_site', help='output folder')
     d.add_argument('--no-quarto', action='store_true', help='use the offline renderer even if Quarto is installed')
@@ -96,6 +105,17 @@ def _cmd_bench(a):
         return
     r = bench.run_bench(a.name, quick=a.quick)
     print(r.to_json() if a.json else r.table())
+
+def _cmd_check(a):
+    from latent_ebm_nb import check
+    tri = dict(auto=None, on=True, off=False)
+    rep = check.run_check(a.device, a.tiny, a.iters, [m.strip() for m in a.methods.split(',') if m.strip()] if a.methods else None,
+                          a.batch, tri[a.bf16], tri[a.ddp], verbose=a.json != '-')
+    if a.json == '-': print(json.dumps(rep, indent=2))
+    else:
+        print(check.format_report(rep))
+        if a.json: Path(a.json).parent.mkdir(parents=True, exist_ok=True); Path(a.json).write_text(json.dumps(rep, indent=2) + '\n'); print(f"written: {a.json}")
+    return 0 if rep['ok'] else 1
 
 def _cmd_docs(a):
     from latent_ebm_nb.docs import build_docs

@@ -10,7 +10,8 @@ from torch import Tensor
 from .core import LebmError, project_root
 
 # %% auto #0
-__all__ = ['RAW_FILES', 'SHIPPED', 'ONLINE', 'DataError', 'data_dir', 'file_md5', 'verify_raw', 'load_dataset', 'load_tensors']
+__all__ = ['RAW_FILES', 'SHIPPED', 'ONLINE', 'DataError', 'data_dir', 'file_md5', 'verify_raw', 'celeba64_transform',
+           'load_dataset', 'load_tensors', 'online_files', 'download_command']
 
 # %% ../nbs/01_data.ipynb #423a8026
 class DataError(LebmError):
@@ -87,40 +88,108 @@ SHIPPED = {'mnist': 'MNIST', 'fashion_mnist': 'FashionMNIST'}
 ONLINE = {'svhn': 'SVHN', 'cifar10': 'CIFAR10', 'celeba': 'CelebA'}
 
 def _canon(name:str)->str:
-    n = name.lower().replace('-', '_').replace('fashionmnist', 'fashion_mnist')
+    n = name.lower().replace('-', '_').replace('fashionmnist', 'fashion_mnist').replace('cifar_10', 'cifar10')
     if n not in SHIPPED and n not in ONLINE:
         raise DataError(f"unknown data set {name!r}; shipped: {', '.join(SHIPPED)}; online only: {', '.join(ONLINE)}")
     return n
 
+def celeba64_transform():
+    "CelebA's 178x218 aligned faces to 64x64: shorter side resized to 64, then the central 64x64 crop (PyTorch's DCGAN example)."
+    import torchvision.transforms as T
+    return T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor()])
+
 def load_dataset(name:str,              # 'mnist', 'fashion_mnist', 'svhn', 'cifar10' or 'celeba'
                  train:bool=True,       # training split (else test)
                  root:str|Path|None=None, # data folder (see `data_dir`)
-                 transform=None,        # torchvision transform (default: `ToTensor()`)
+                 transform=None,        # torchvision transform (default: `ToTensor()`; CelebA: `celeba64_transform()`)
+                 download:bool=False,   # online sets: let torchvision download what is missing (needs the internet)
+                 check_md5:bool=True,   # online sets: torchvision's MD5 check of the files (False: only that they exist)
                 ):
-    "A torchvision data set: shipped ones checked and read offline, online ones downloaded by torchvision."
+    "A torchvision data set: shipped ones checked and read offline, online ones read from `root/<Class>/` in torchvision's layout."
     import torchvision.datasets as tvd, torchvision.transforms as T
-    n, transform = _canon(name), transform or T.ToTensor()
+    n = _canon(name)
+    transform = transform or (celeba64_transform() if n == 'celeba' else T.ToTensor())
     if n in SHIPPED:
         root = verify_raw(SHIPPED[n], root)
         return getattr(tvd, SHIPPED[n])(str(root), train=train, transform=transform, download=False)
-    return _load_online(n, train, data_dir(root), transform)
+    return _load_online(n, train, data_dir(root), transform, download, check_md5)
 
 # %% ../nbs/01_data.ipynb #dbe9aaff
-def _load_online(n, train, root, transform):
+def _load_online(n, train, root, transform, download=False, check_md5=True):
     import torchvision.datasets as tvd
-    kw = ({'split': 'train' if train else 'test'} if n in ('svhn', 'celeba') else {'train': train})
-    cls = getattr(tvd, ONLINE[n])
-    try: return cls(str(root/ONLINE[n]), transform=transform, download=True, **kw)
-    except Exception as e:
-        raise DataError(f"{ONLINE[n]} is not shipped with latent_ebm_nb and torchvision could not download it "
-                        f"({type(e).__name__}: {e}). This needs internet access once: run on a connected machine, or copy "
-                        f"torchvision's {ONLINE[n]} files into {root/ONLINE[n]}.") from None
+    folder, cls, kw = root/ONLINE[n], getattr(tvd, ONLINE[n]), _split_kw(n, train)
+    if download:
+        try: return cls(str(folder), transform=transform, download=True, **kw)
+        except Exception as e:
+            raise DataError(f"{ONLINE[n]} is not shipped with latent_ebm_nb and torchvision could not download it "
+                            f"({type(e).__name__}: {e}). This needs internet access once: run on a connected machine, or copy "
+                            f"torchvision's {ONLINE[n]} files into {folder}.") from None
+    if missing := [f for f in online_files(n, train) if not (folder/f).exists()]:
+        raise DataError(_missing_message(n, folder, missing, train))
+    try: return (cls if check_md5 else _without_md5(cls))(str(folder), transform=transform, download=False, **kw)
+    except RuntimeError as e:
+        if 'corrupted' not in str(e): raise
+        raise DataError(f"{ONLINE[n]} files in {folder} do not match torchvision's MD5s (torchvision.datasets.{ONLINE[n]}: "
+                        f"{e}): an interrupted download or another release of the files. Delete them and download again with\n"
+                        f"  {download_command(n, root)}\n"
+                        f"or, if you trust them, load with check_md5=False.") from None
 
 # %% ../nbs/01_data.ipynb #7d08eae4
 def load_tensors(name:str, train:bool=True, root:str|Path|None=None,
-                )->tuple[Tensor, Tensor]:  # images `(N, C, H, W)` float in [0, 1], labels `(N,)` long
-    "A whole split as tensors (shipped data sets)."
+                 n:int|None=None,       # the first `n` items; None: the whole split
+                 check_md5:bool=True,   # online sets: torchvision's MD5 check (see `load_dataset`)
+                )->tuple[Tensor, Tensor]:  # images `(N, C, H, W)` float in [0, 1], labels `(N,)` long (CelebA: identities)
+    "A whole split (or its first `n` items) as tensors; SVHN and CIFAR-10 from their arrays, CelebA image by image at 64x64."
+    k = _canon(name)
+    ds = load_dataset(k, train, root, check_md5=check_md5)
+    if k in SHIPPED: return ds.data[:n].unsqueeze(1).float().div_(255), ds.targets[:n].long()
+    if k == 'svhn': return torch.from_numpy(ds.data[:n]).float().div_(255), torch.from_numpy(ds.labels[:n]).long()
+    if k == 'cifar10': return torch.from_numpy(ds.data[:n]).permute(0, 3, 1, 2).float().div_(255), torch.tensor(ds.targets[:n]).long()
+    m = len(ds) if n is None else min(n, len(ds))
+    return torch.stack([ds[i][0] for i in range(m)]), ds.identity[:m, 0].long()
+
+# %% ../nbs/01_data.ipynb #d13c8fbd
+def online_files(name:str,          # 'svhn', 'cifar10' or 'celeba'
+                 train:bool=True,   # the split to read
+                )->list[str]:       # paths relative to the data set's folder `root/<Class>/`
+    "The files torchvision's class reads for a split, from the class's own tables (its layout, not a copy of it)."
+    import torchvision.datasets as tvd
     n = _canon(name)
-    if n not in SHIPPED: raise DataError(f"load_tensors reads shipped data sets only ({', '.join(SHIPPED)}); use load_dataset for {name!r}")
-    ds = load_dataset(n, train, root)
-    return ds.data.unsqueeze(1).float().div_(255), ds.targets.long()
+    if n not in ONLINE: raise DataError(f"{name!r} is shipped, not an online data set")
+    cls = getattr(tvd, ONLINE[n])
+    if n == 'svhn': return [cls.split_list['train' if train else 'test'][1]]
+    if n == 'cifar10':       # CIFAR10 checks every batch file, whichever split is read
+        return [f'{cls.base_folder}/{f}' for f, _ in cls.train_list + cls.test_list] + [f"{cls.base_folder}/{cls.meta['filename']}"]
+    return [f'{cls.base_folder}/img_align_celeba'] + [f'{cls.base_folder}/{f}' for _, _, f in cls.file_list if not f.endswith(('.zip', '.7z'))]
+
+def _without_md5(cls:type)->type:
+    "torchvision's class with the MD5s of its file table set to None: its own `check_integrity(path, None)` then checks only that each file exists."
+    a = {}
+    if hasattr(cls, 'split_list'): a['split_list'] = {k: [u, f, None] for k, (u, f, _) in cls.split_list.items()}
+    if hasattr(cls, 'train_list'):
+        a |= dict(train_list=[[f, None] for f, _ in cls.train_list], test_list=[[f, None] for f, _ in cls.test_list],
+                  meta=dict(cls.meta, md5=None))
+    if hasattr(cls, 'file_list'): a['file_list'] = [(i, None, f) for i, _, f in cls.file_list]
+    return type(cls.__name__, (cls,), a)
+
+# %% ../nbs/01_data.ipynb #d7ac2b4c
+def _split_kw(n:str, train:bool)->dict:
+    return {'split': 'train' if train else 'test'} if n in ('svhn', 'celeba') else {'train': train}
+
+def download_command(name:str, root:str|Path|None=None)->str:
+    "The shell command that downloads an online data set (both splits) into `root/<Class>/` with torchvision."
+    n = _canon(name); c, f = ONLINE[n], data_dir(root)/ONLINE[_canon(name)]
+    calls = ([f"tv.SVHN({str(f)!r}, split={s!r}, download=True)" for s in ('train', 'test')] if n == 'svhn' else
+             [f"tv.CIFAR10({str(f)!r}, download=True)"] if n == 'cifar10' else [f"tv.CelebA({str(f)!r}, split='all', download=True)"])
+    return 'python -c "import torchvision.datasets as tv; ' + '; '.join(calls) + '"'
+
+def _missing_message(n:str, folder:Path, missing:list[str], train:bool)->str:
+    c, kw = ONLINE[n], ', '.join(f'{k}={v!r}' for k, v in _split_kw(n, train).items())
+    extra = (" (CelebA comes from Google Drive through the gdown package, which often stops at a download quota: then fetch "
+             "img_align_celeba.zip and the five list_*.txt/identity_CelebA.txt files from the CelebA page by hand, put them in "
+             f"{folder/'celeba'} and unzip the images there)" if n == 'celeba' else '')
+    return (f"{c} is not shipped with latent_ebm_nb and is not in {folder}: missing {', '.join(missing[:3])}"
+            f"{f' and {len(missing) - 3} more' if len(missing) > 3 else ''}. It is read with torchvision.datasets.{c}"
+            f"(root={str(folder)!r}, {kw}, download=False). This needs internet access once: download it with\n"
+            f"  {download_command(n, folder.parent)}\n"
+            f"or load_dataset({n!r}, download=True), or copy torchvision's {c} files there{extra}.")

@@ -50,4 +50,4 @@ def test_online_dataset_offline_message(tmp_path, monkeypatch):
     monkeypatch.setattr(tvd, 'SVHN', boom)
     from latent_ebm_nb.data import load_dataset
     with pytest.raises(DataError, match='SVHN is not shipped .* needs internet access once'):
-        load_dataset('svhn', root=tmp_path)
+        load_dataset('svhn', root=tmp_path, download=True)

@@ -33,6 +33,10 @@ class MethodSpec:
     def config_class(self)->type: return type(next(iter(self.presets.values())))
     @property
     def latent(self)->bool: return issubclass(self.model, LatentMethod)
+    @property
+    def paper_presets(self)->tuple:
+        "Presets that reproduce a paper or its public code, named `*_paper` or `*_code` (what `lebm check` runs on a GPU)."
+        return tuple(p for p in self.presets if p.endswith(('_paper', '_code')))
 
     def config(self, preset:str|None=None, options:str|dict='', **overrides)->Any:
         "A checked config: `preset` (default `cpu_preset`), then `options` and `overrides`, coerced and validated."

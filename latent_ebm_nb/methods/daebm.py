@@ -505,10 +505,10 @@ def long_run(self:DAEBM, x:Tensor,       # `(n, ...)` starting points (data)
              chunk:int=1000,              # steps per call (bounds the autograd/graph-free loop's bookkeeping)
             )->tuple[Tensor, float]:      # final states, mean acceptance
     "Long-run MALA chains on $U(\\cdot, 0)$ with the trained level-0 step size."
-    acc, done, z = 0., 0, self.to_model(x)
+    acc, done, z = torch.zeros((), device=x.device), 0, self.to_model(x)   # summed on the device: no host sync per chunk
     lv = torch.zeros(len(z), dtype=torch.long, device=z.device)   # level 0 for every chain (the net's fast gradient applies)
     while done < n_steps:
         k = min(chunk, n_steps - done)
         z, st = langevin(self.E, z, k, self.step_table[0], mala=mala, level=lv)
-        acc, done = acc + st.accepted.float().mean().item(), done + k
-    return self.to_data(z), acc / n_steps
+        acc, done = acc + st.accepted.float().mean(), done + k
+    return self.to_data(z), acc.item() / n_steps

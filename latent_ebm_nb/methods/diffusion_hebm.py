@@ -95,7 +95,8 @@ DIFFUSION_PRESETS = {
     # the paper's EBM side (CIFAR-10 code: T = 3, 50 steps, b^2 = 3e-5, lr 4e-5, betas (0.99, 0.999)) on the CVPR'23
     # conv hierarchy instead of NVAE (z1 = 128, z2 = 100)
     'cifar_code': DiffusionHEBMConfig(shape=(3, 32, 32), dims=(128, 100), generator='conv', gen_width=64, cond_hidden=4,
-                                      e_steps=50, b2=3e-5, lr_e=4e-5, e_beta1=0.99, post_steps=40, lr_g=1e-4, pretrain_steps=20000),
+                                      e_steps=50, b2=3e-5, lr_e=4e-5, e_beta1=0.99, post_steps=40, lr_g=1e-4, pretrain_steps=20000,
+                                      t_emb=128),   # the code's level embedding (128; an MLP energy here, its conv nets per NVAE group there)
     'mnist_cpu': DiffusionHEBMConfig(),
     # the anomaly protocol (see LEBM's mnist_ad): the 28x28 conv generator at ngf 8, sigma 1, score weight 1, 30 posterior
     # steps, five noise-free test steps

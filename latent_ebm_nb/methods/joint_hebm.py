@@ -41,9 +41,10 @@ class JointHEBMConfig(HierarchyConfig):
     RENAMED = dict(e_reg='energy_reg', lr_i='lr_q')
 
 JOINT_PRESETS = {
-    # the public joint-training CIFAR-10 script: z1 = 128, z2 = 100, 4 hidden layers in p(z1|z2), K1 = 40
+    # the public joint-training CIFAR-10 script: z1 = 128, z2 = 100, 4 hidden layers in p(z1|z2), K1 = 40, Adam's default
+    # betas (0.9, 0.999) for every module
     'cifar_code': JointHEBMConfig(shape=(3, 32, 32), dims=(128, 100), generator='conv', gen_width=64, cond_hidden=4,
-                                  prior_steps=60, post_steps=40, lr_g=1e-4, lr_c=1e-4, lr_e=2e-5),
+                                  prior_steps=60, post_steps=40, lr_g=1e-4, lr_c=1e-4, lr_e=2e-5, beta1=0.9),
     'mnist_cpu': JointHEBMConfig(),
     'mnist_cpu_l3': JointHEBMConfig(dims=(16, 8, 4)),
     # the variational scheme on the CPU preset: the P1 code's energy learning rate and a small energy penalty (see below)
