@@ -10,7 +10,7 @@ import collections, contextlib, dataclasses, warnings
 import pytest, torch
 from latent_ebm_nb.methods import METHODS
 from latent_ebm_nb.samplers import langevin, Trajectory
-from latent_ebm_nb.levels import mala_within_gibbs, recovery_sample
+from latent_ebm_nb.levels import mala_within_gibbs, descend
 from latent_ebm_nb.schedules import Schedule
 
 # Tensor methods that copy to the host (a sync on CUDA); bool/int/float/index are how `if t`, `int(t)`, `range(t)` sync
@@ -104,10 +104,13 @@ def test_mala_within_gibbs_has_no_sync(dev, move):
     assert assert_flat(lambda k: lambda: mala_within_gibbs(d.E, x, t, d.T + 1, k, d.step_table, level_move=move)) == {}
 
 @pytest.mark.parametrize('dev', DEVICES)
-def test_recovery_sample_has_no_sync(dev):
+@pytest.mark.parametrize('recovery', [True, False])
+def test_descend_has_no_sync(dev, recovery):
+    "The recovery descent and the annealed descent: K and 2K steps per level, the same host syncs."
     r = tiny('drl', dev=dev); sch = Schedule.drl(r.T).to(dev)
     steps = torch.full((r.T + 1,), 0.05, device=dev)
-    assert assert_flat(lambda k: lambda: recovery_sample(r.E, torch.randn(8, 2, device=dev), sch.a, sch.sigma, steps, k)) == {}
+    rec = (sch.a, sch.sigma) if recovery else None
+    assert assert_flat(lambda k: lambda: descend(r.E, torch.randn(8, 2, device=dev), range(r.T - 1, -1, -1), k, steps, recovery=rec)) == {}
 
 # --- every latent method's prior and posterior chains (the NCE prior reads its stage count once per call)
 
