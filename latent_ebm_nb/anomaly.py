@@ -8,11 +8,12 @@ import numpy as np
 import torch
 from torch import Tensor
 from .core import LebmError
+from .metrics import auroc
 from .data import load_tensors
 from .trainer import Callback
 
 # %% auto #0
-__all__ = ['mnist_pool', 'HeldoutSplit', 'heldout_split', 'auprc', 'auroc', 'last_k_summary', 'average_precision', 'tie_fraction',
+__all__ = ['mnist_pool', 'HeldoutSplit', 'heldout_split', 'auprc', 'last_k_summary', 'average_precision', 'tie_fraction',
            'TiedScoresWarning', 'evaluate_scores', 'TermCalibration', 'fit_calibration', 'calibrated_scores',
            'anomaly_scores', 'score_batched', 'terms_batched', 'AnomalyEval', 'term_histograms', 'summarize_records',
            'summary_table']
@@ -68,13 +69,6 @@ def auprc(labels:Tensor|np.ndarray, # 1 = anomaly
     from sklearn.metrics import precision_recall_curve, auc
     p, r, _ = precision_recall_curve(*_labels_scores(labels, scores))
     return float(auc(r, p))
-
-def auroc(labels:Tensor|np.ndarray, # 1 = anomaly / out of distribution
-          scores:Tensor|np.ndarray, # higher = more anomalous
-         )->float:
-    "Area under the ROC curve: the probability that a random positive scores above a random negative (OOD detection)."
-    from sklearn.metrics import roc_auc_score
-    return float(roc_auc_score(*_labels_scores(labels, scores, 'OOD')))
 
 def last_k_summary(values:list[float], k:int=10)->tuple[float, float]:
     "Mean and (population) std of the last `k` values."

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os, gzip, zlib, shutil, hashlib
 from pathlib import Path
 from functools import lru_cache
+from typing import Sequence
 import torch
 from torch import Tensor
 from .core import LebmError, project_root
 
 # %% auto #0
 __all__ = ['RAW_FILES', 'SHIPPED', 'ONLINE', 'DataError', 'data_dir', 'file_md5', 'verify_raw', 'celeba64_transform',
-           'load_dataset', 'load_tensors', 'online_files', 'download_command']
+           'load_dataset', 'load_tensors', 'weighted_subset', 'online_files', 'download_command']
 
 # %% ../nbs/01_data.ipynb #423a8026
 class DataError(LebmError):
@@ -147,6 +148,19 @@ def load_tensors(name:str, train:bool=True, root:str|Path|None=None,
     if k == 'cifar10': return torch.from_numpy(ds.data[:n]).permute(0, 3, 1, 2).float().div_(255), torch.tensor(ds.targets[:n]).long()
     m = len(ds) if n is None else min(n, len(ds))
     return torch.stack([ds[i][0] for i in range(m)]), ds.identity[:m, 0].long()
+
+# %% ../nbs/01_data.ipynb #07bc063c
+def weighted_subset(labels:Tensor,                 # `(N,)` integer class labels
+                    weights:Sequence[float],       # one positive relative frequency per class
+                    generator:torch.Generator|None=None, # draws which images of each class are kept
+                   )->Tensor:                      # indices into `labels`, class by class
+    "The largest subset whose class frequencies follow `weights`, images of each class drawn at random."
+    w = torch.as_tensor(list(weights), dtype=torch.float64)
+    K = int(labels.max()) + 1 if len(labels) else 0
+    if len(w) != K or (w <= 0).any(): raise DataError(f"class weights must be {K} positive numbers (one per class), got {list(weights)}")
+    counts = torch.bincount(labels, minlength=K).double()
+    keep = (w*(counts/w).min()).floor().long()
+    return torch.cat([torch.nonzero(labels == k).flatten()[torch.randperm(int(counts[k]), generator=generator)[:int(keep[k])]] for k in range(K)])
 
 # %% ../nbs/01_data.ipynb #d13c8fbd
 def online_files(name:str,          # 'svhn', 'cifar10' or 'celeba'

@@ -13,8 +13,8 @@ from .samplers import langevin, level_step_size, accept_by_level, Trajectory, La
 
 # %% auto #0
 __all__ = ['LEVEL_MOVES', 'level_energies', 'level_conditional', 'gibbs_level', 'neighbour_level', 'SwapStats', 'tempered_energy',
-           'replica_swap', 'replica_exchange', 'PersistentBuffer', 'MGMSStats', 'mala_within_gibbs', 'recovery_energy',
-           'recovery_conditional', 'descend']
+           'replica_swap', 'replica_exchange', 'PersistentBuffer', 'MGMSStats', 'mala_within_gibbs', 'level_slots',
+           'offset_step', 'recovery_energy', 'recovery_conditional', 'descend']
 
 # %% ../nbs/12_levels.ipynb #2483d447
 def level_energies(energy_fn:Callable, # `energy_fn(x, t) -> (B,)`; an `all_levels(x) -> (B, T+1)` attribute is used if present
@@ -207,6 +207,25 @@ def mala_within_gibbs(energy_fn:Callable,  # `energy_fn(x, t) -> (B,)`
         tn = neighbour_level(energy_fn, x, t, n_levels, log_weights, energy=st.energy)[0] if level_move == 'neighbour' else t
         freq = torch.bincount(tn, minlength=n_levels).to(x.dtype) / len(tn)
     return x, tn, MGMSStats(st.accepted, n_steps, t, tn, freq)
+
+# %% ../nbs/12_levels.ipynb #fb7e246b
+def level_slots(n:int,          # buffer slots
+                probs:Tensor,   # `(L,)` level probabilities
+               )->Tensor:       # `(n,)` long, sorted levels; level t holds round(n P(<= t)) - round(n P(< t)) slots
+    "Deterministic allocation of `n` buffer slots to levels in proportion to `probs`."
+    cum = torch.cat([probs.new_zeros(1), probs.double().cumsum(0)*n]).round().long()
+    return torch.repeat_interleave(torch.arange(len(probs), device=probs.device), cum.diff())
+
+# %% ../nbs/12_levels.ipynb #eae7cf3e
+def offset_step(c:Tensor,           # `(T+1,)` current level offsets (energy units)
+                freq:Tensor,        # `(T+1,)` the chains' estimated level marginal (sums to 1)
+                rate:float,         # gamma, nats per iteration per unit of log-frequency error
+                clip:float=3.,      # bound on the log-frequency error used in one step
+               )->Tensor:           # updated, centred offsets
+    "One stochastic-approximation step of the per-level energy offsets toward a uniform level marginal of the chains."
+    L = c.shape[0]; eps = 0.01/L
+    c = c + rate*((freq.to(c) + eps)/(1/L + eps)).log().clamp(-clip, clip)
+    return c - c.mean()
 
 # %% ../nbs/12_levels.ipynb #c1e66c1c
 def recovery_energy(energy_fn:Callable, # `energy_fn(x, t) -> (B,)`, the marginal energy U(x_t, t)

@@ -13,7 +13,7 @@ from .targets2d import Grid2D, Target2D
 __all__ = ['grid_energies', 'log_z_from', 'GridConvergenceWarning', 'LogZ', 'normalise_on_grid', 'grid_log_probs', 'nll',
            'kl_div', 'tv_dist', 'hellinger', 'grid_divergences', 'ModeWeights', 'mode_weight_error', 'grid_metrics',
            'median_distance', 'mmd2', 'MMDTest', 'mmd_test', 'energy_distance', 'sliced_wasserstein', 'sample_metrics',
-           'c2st', 'prior_hole']
+           'c2st', 'prior_hole', 'auroc']
 
 # %% ../nbs/04_metrics.ipynb #c08a7d5b
 def grid_energies(energy_fn:Callable[[Tensor], Tensor], # `(B, 2) -> (B,)`, lower = more probable
@@ -245,3 +245,13 @@ def prior_hole(prior:Tensor,   # `(n, d)` samples of the prior (e.g. whitened ep
     "How far prior samples are from the aggregate posterior: `mmd2` (multi-bandwidth) and `c2st` accuracy."
     prior, post = prior.detach().float().cpu().flatten(1), post.detach().float().cpu().flatten(1)
     return dict(mmd2=mmd2(prior, post), c2st=c2st(prior, post, seed=seed))
+
+# %% ../nbs/04_metrics.ipynb #6a860f2b
+def auroc(labels,   # `(N,)` 1 = positive (anomaly, out of distribution), 0 = negative
+          scores,   # `(N,)` higher = more positive
+         )->float:
+    "Area under the ROC curve: the probability that a random positive scores above a random negative (ties count half)."
+    from sklearn.metrics import roc_auc_score
+    s = torch.as_tensor(scores, dtype=torch.float64)
+    if not torch.isfinite(s).all(): raise LebmError("detection scores contain NaN or inf")
+    return float(roc_auc_score(torch.as_tensor(labels).numpy(), s.numpy()))

@@ -8,9 +8,10 @@ from torch import nn, Tensor
 from typing import Callable
 from .core import LebmError, energy_grad, fast_value_and_grad
 from .nets import act_and_grad
+from .schedules import Schedule
 
 # %% auto #0
-__all__ = ['GaussianReference', 'EnergyMLP', 'ZeroEnergy', 'TiltedPrior']
+__all__ = ['REFERENCES', 'GaussianReference', 'EnergyMLP', 'ZeroEnergy', 'TiltedPrior', 'TiltedEnergy']
 
 # %% ../nbs/21_priors.ipynb #744964ca
 class GaussianReference(nn.Module):
@@ -106,3 +107,74 @@ def _potential_value_and_grad_fn(self:TiltedPrior)->Callable[[Tensor], tuple[Ten
 
 EnergyMLP.value_and_grad_fn, ZeroEnergy.value_and_grad_fn = _mlp_value_and_grad_fn, _zero_value_and_grad_fn
 TiltedPrior.potential_value_and_grad_fn = _potential_value_and_grad_fn
+
+# %% ../nbs/21_priors.ipynb #112d979b
+REFERENCES = ('none', 'diagonal', 'gaussian')
+
+class TiltedEnergy(nn.Module):
+    "$U(x, t) = c_t\\,f_\\theta(x, t) + R_t(x)$: a network's tilt of a per-level reference, the diffused Gaussian fit of the data."
+    def __init__(self, f:nn.Module,          # the network $f_\theta(x, t)$, `(B,)`, with `n_levels` and `all_levels`
+                 sched:Schedule|None,        # the noise levels (None: one level, the data itself)
+                 shape:tuple,                # one data point's shape
+                 reference:str='gaussian',   # $R_t$: 'gaussian' (the data's covariance), 'diagonal' (per-element variances) or 'none' ($U = c_t f$)
+                 precondition:bool=True,     # $c_t = (\bar\sigma_T/\max(\bar\sigma_t, \sigma_\min))^2$ (False: $c_t = 1$)
+                 floor:float=0.,             # $\sigma_\min$ of the preconditioner (at least $\bar\sigma_1$, so that $c_0 = c_1$)
+                 var_floor:float=1e-2,       # lower bound on the reference's variances (eigenvalues)
+                 zero_init:bool=True,        # zero the network's last layer: the model starts as the reference itself
+                ):
+        super().__init__()
+        if reference not in REFERENCES: raise LebmError(f"reference must be one of {', '.join(REFERENCES)}, got {reference!r}")
+        self.f, self.n_levels, self.reference, self.var_floor, self.shape = f, f.n_levels, reference, var_floor, tuple(shape)
+        ab, sb2 = (sched.alpha_bar.float(), sched.sigma_bar.float()**2) if sched is not None else (torch.ones(1), torch.zeros(1))
+        self.register_buffer('alpha_bar', ab); self.register_buffer('sigma_bar2', sb2)
+        lo = max(sb2[1].item(), floor**2) if len(ab) > 1 else 1.
+        self.register_buffer('c', sb2[-1]/sb2.clamp_min(lo) if precondition and len(ab) > 1 else torch.ones_like(ab))
+        D = math.prod(shape)
+        self.register_buffer('mean', torch.zeros(D)); self.register_buffer('eig', torch.ones(D))   # mean, variances along the axes
+        self.register_buffer('basis', torch.eye(D) if reference == 'gaussian' else torch.zeros(0))  # the axes (columns; 'gaussian')
+        last = getattr(f, 'readout', None) or getattr(f, 'out', None)   # `ResNetTemb`'s readout, `TimeGatedMLP`'s output layer
+        if zero_init and last is not None: nn.init.zeros_(last.weight); nn.init.zeros_(last.bias)
+
+    def set_reference(self, data:Tensor):
+        "Fit the reference to `data` `(N, ...)` (model coordinates): mean, and covariance eigenpairs or variances (floored)."
+        d = data.detach().flatten(1).to(self.mean.device, torch.float64)
+        m = d.mean(0); self.mean = m.float()
+        if self.reference == 'gaussian':
+            ev, U = torch.linalg.eigh((d - m).T @ (d - m)/(len(d) - 1))
+            self.eig, self.basis = ev.clamp_min(self.var_floor).float(), U.float()
+        else: self.eig = d.var(0).clamp_min(self.var_floor).float()
+
+    def _ref(self, x:Tensor, ab:Tensor, sb2:Tensor)->Tensor:
+        "$-\\log\\mathcal N(x; \\sqrt{\\bar\\alpha}\\,m, \\bar\\alpha\\Sigma + \\bar\\sigma^2 I)$ in the reference's axes; `ab`, `sb2` broadcast against `(B, [L,] D)`."
+        z, m = (x.flatten(1) @ self.basis, self.mean @ self.basis) if self.reference == 'gaussian' else (x.flatten(1), self.mean)
+        if ab.ndim == 3: z = z[:, None]
+        v = ab*self.eig + sb2
+        return (0.5*(z - ab.sqrt()*m).square()/v + 0.5*torch.log(2*math.pi*v)).sum(-1)
+
+    def ref_energy(self, x:Tensor, t:Tensor)->Tensor:
+        "$R_t(x) = -\\log\\mathcal N(x;\\ \\sqrt{\\bar\\alpha_t}\\,m,\\ \\bar\\alpha_t\\Sigma + \\bar\\sigma_t^2 I)$, `(B,)` for levels `t` `(B,)`."
+        return self._ref(x, self.alpha_bar[t][:, None], self.sigma_bar2[t][:, None])
+
+    def ref_all(self, x:Tensor)->Tensor:
+        "`(B, T+1)`: $R_t(x)$ at every level."
+        return self._ref(x, self.alpha_bar[None, :, None], self.sigma_bar2[None, :, None])
+
+    def ref_sample(self, n:int, t:int)->Tensor:
+        "`n` draws from the level-`t` reference."
+        ab = self.alpha_bar[t]
+        e = torch.randn(n, len(self.mean), device=self.mean.device)*(ab*self.eig + self.sigma_bar2[t]).sqrt()
+        return (ab.sqrt()*self.mean + (e @ self.basis.T if self.reference == 'gaussian' else e)).view(n, *self.shape)
+
+    def forward(self, x:Tensor, t:Tensor|int,
+                tilt_only:bool=False,    # return $f_\theta(x, t)$ alone (the training loss's per-level weighting)
+               )->Tensor:                # `(B,)`
+        if not torch.is_tensor(t): t = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+        f = self.f(x, t)
+        if tilt_only: return f
+        return self.c[t]*f + self.ref_energy(x, t) if self.reference != 'none' else self.c[t]*f
+
+    def all_levels(self, x:Tensor)->Tensor:
+        "`(B, T+1)` energies of every level (the network's own `all_levels`, the reference at every level)."
+        u = self.f.all_levels(x)*self.c
+        return u + self.ref_all(x) if self.reference != 'none' else u
+
