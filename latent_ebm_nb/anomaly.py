@@ -13,10 +13,10 @@ from .data import load_tensors
 from .trainer import Callback
 
 # %% auto #0
-__all__ = ['mnist_pool', 'HeldoutSplit', 'heldout_split', 'auprc', 'last_k_summary', 'average_precision', 'tie_fraction',
-           'TiedScoresWarning', 'evaluate_scores', 'TermCalibration', 'fit_calibration', 'calibrated_scores',
-           'anomaly_scores', 'score_batched', 'terms_batched', 'AnomalyEval', 'term_histograms', 'summarize_records',
-           'summary_table']
+__all__ = ['DIGITS', 'PUBLISHED_AUPRC', 'mnist_pool', 'HeldoutSplit', 'heldout_split', 'auprc', 'last_k_summary',
+           'average_precision', 'tie_fraction', 'TiedScoresWarning', 'evaluate_scores', 'TermCalibration',
+           'fit_calibration', 'calibrated_scores', 'anomaly_scores', 'score_batched', 'terms_batched', 'AnomalyEval',
+           'term_histograms', 'summarize_records', 'summary_table']
 
 # %% ../nbs/40_anomaly.ipynb #0d4dd3fb
 def mnist_pool(root=None)->tuple[Tensor, Tensor]:
@@ -251,3 +251,12 @@ def summary_table(s:dict, # `summarize_records` output
              f"published-style, checkpoint selected on the test set: best joint trapezoidal AUPRC "
              f"{s['best_on_test_auprc']:.3f} (step {s['best_on_test_step']})"]
     return '\n'.join(r.rstrip() for r in rows)
+
+# %% ../nbs/40_anomaly.ipynb #f8b06720
+DIGITS = (1, 4, 5, 7, 9)
+PUBLISHED_AUPRC = {   # trapezoidal AUPRC for held-out digits 1, 4, 5, 7, 9 (None: not verified)
+    'LEBM (Pang et al. 2020)': (0.336, 0.630, 0.619, 0.463, 0.413),
+    'joint EBM prior (Cui et al., CVPR 2023)': (0.470, 0.941, 0.964, 0.815, 0.796),
+    'hierarchical joint EBM (Cui et al., ICCV 2023)': (0.722, 0.949, 0.980, 0.941, 0.935),
+    'DAMC (Yu et al. 2023, best on test)': (0.684, 0.911, 0.939, 0.801, None),
+}

@@ -13,7 +13,7 @@ __all__ = ['main']
 # %% ../nbs/50_cli.ipynb #5edf3690
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='lebm', description='latent_ebm_nb: run notebooks, sweeps, tables, benchmarks and docs')
-    sub = p.add_subparsers(dest='cmd', required=True, metavar='{list,run,sweep,table,bench,check,docs,readme}')
+    sub = p.add_subparsers(dest='cmd', required=True, metavar='{list,run,sweep,table,archive,bench,check,docs,readme}')
     sub.add_parser('list', help='registered methods (presets, run notebooks), then runnable notebooks and their parameters')
     r = sub.add_parser('run', help='execute a run notebook with papermill into a run directory (or resume one)')
     r.add_argument('name', nargs='?', help='run notebook (see `lebm list`); not needed with --resume')
@@ -41,6 +41,10 @@ def _parser()->argparse.ArgumentParser:
     t.add_argument('--rows', help='comma-separated parameters for the rows (default: the varying ones, seed aside)')
     t.add_argument('--metric', help='the metric to tabulate (default: auprc_mean, test_recon_mse, ... whichever the runs have)')
     t.add_argument('--no-figure', action='store_true', help='no seaborn figure')
+    t.add_argument('--failed', action='store_true', help="count the failed runs too: each record gets failed_run (1 or 0); --metric failed_run tabulates the failure rate")
+    ar = sub.add_parser('archive', help='copy the params.json and metrics.json of the runs under a folder into another (e.g. nbs/results/STUDY), to commit')
+    ar.add_argument('src', help='a sweep directory, or any folder of run directories')
+    ar.add_argument('dst', help='where the small files go, same layout')
     b = sub.add_parser('bench', help='run a benchmark program')
     b.add_argument('name', nargs='?', help='benchmark name (omit to list them)')
     b.add_argument('--json', action='store_true', help='print one JSON object instead of a table')
@@ -95,9 +99,14 @@ def _cmd_sweep(a):
 def _cmd_table(a):
     from latent_ebm_nb import table
     split = lambda s: [k.strip() for k in s.split(',') if k.strip()] if s else []
-    t, files = table.write_table(a.dir, a.metric, split(a.rows) if a.rows is not None else None, split(a.by), figure=not a.no_figure)
+    t, files = table.write_table(a.dir, a.metric, split(a.rows) if a.rows is not None else None, split(a.by), figure=not a.no_figure, failed=a.failed)
     print(table.to_markdown(t))
     print('\nwritten: ' + ', '.join(str(f) for f in files.values()))
+
+def _cmd_archive(a):
+    from latent_ebm_nb import table
+    runs = table.archive_runs(a.src, a.dst)
+    print(f"{len(runs)} runs archived from {a.src} into {a.dst}")
 
 def _cmd_bench(a):
     if not a.name:

@@ -2,15 +2,15 @@
 
 # %% ../nbs/55_table.ipynb #3d0163dd
 from __future__ import annotations
-import csv, io, json, difflib, statistics
+import csv, io, json, shutil, difflib, statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from .core import LebmError
 
 # %% auto #0
-__all__ = ['DEFAULT_METRICS', 'flatten', 'collect_runs', 'Table', 'make_table', 'to_markdown', 'to_csv', 'plot_table',
-           'write_table']
+__all__ = ['DEFAULT_METRICS', 'flatten', 'collect_runs', 'Table', 'make_table', 'to_markdown', 'to_csv', 'archive_runs',
+           'plot_table', 'tabulate', 'write_table']
 
 # %% ../nbs/55_table.ipynb #f0b703d1
 def flatten(d:dict, prefix:str='')->dict:
@@ -22,15 +22,18 @@ def flatten(d:dict, prefix:str='')->dict:
     return out
 
 # %% ../nbs/55_table.ipynb #a25c323c
-def _collect(folder:Path)->tuple[list[dict], list[str]]:
-    "(records, parameter names) of the finished runs under `folder`."
+def _collect(folder:Path, failed:bool=False)->tuple[list[dict], list[str]]:
+    "(records, parameter names) of the finished runs under `folder` (and the failed ones, with `failed`)."
     recs, pkeys = [], {}
     for p in sorted(Path(folder).rglob('params.json')):
         d = p.parent
         if any(s.startswith('.') for s in d.relative_to(folder).parts): continue
         meta, m = json.loads(p.read_text()), d/'metrics.json'
+        if failed and 'failed' in meta:
+            recs.append({'run': str(d.relative_to(folder)), 'notebook': meta['notebook'], **meta['params'], 'status': 'failed',
+                         'failed': meta['failed'], 'failed_run': 1}); pkeys |= dict.fromkeys(meta['params']); continue
         if 'seconds' not in meta or 'failed' in meta or not m.is_file(): continue
-        rec = {'run': str(d.relative_to(folder)), 'notebook': meta['notebook'], **meta['params']}
+        rec = {'run': str(d.relative_to(folder)), 'notebook': meta['notebook'], **meta['params']} | ({'status': 'finished', 'failed_run': 0} if failed else {})
         pkeys |= dict.fromkeys(meta['params'])
         for k, v in flatten(json.loads(m.read_text())).items():
             if k not in rec: rec[k] = v
@@ -40,10 +43,11 @@ def _collect(folder:Path)->tuple[list[dict], list[str]]:
 
 def collect_runs(folder:str|Path,        # a sweep directory, or any folder holding run directories
                  as_frame:bool|None=None, # True: a pandas DataFrame; False: a list of dicts; None: a DataFrame if pandas is installed
-                )->Any:                  # one record per finished run
+                 failed:bool=False,       # also the failed runs (parameters, `failed`, `status`; `failed_run` 1 or 0 on every record)
+                )->Any:                  # one record per finished (or failed) run
     "Every finished run under `folder` as one record: its parameters and its scalar metrics."
     if not Path(folder).is_dir(): raise LebmError(f"no folder {folder}")
-    recs = _collect(Path(folder))[0]
+    recs = _collect(Path(folder), failed)[0]
     if as_frame is False: return recs
     try: import pandas as pd
     except ImportError:
@@ -56,11 +60,11 @@ DEFAULT_METRICS = ('auprc_mean', 'test_recon_mse', 'kl', 'mode_weight_max_abs_er
 
 @dataclass
 class Table:
-    "Mean ± std of one metric per group of runs: row parameters down, column parameters across."
+    "Mean ± standard error of one metric per group of runs: row parameters down, column parameters across."
     metric:str
     rows:list[str]                 # the parameters that make the rows
     by:list[str]                   # the parameters that make the columns
-    cells:dict[tuple, dict]        # (row values, column values) -> {'mean', 'std', 'n', 'runs'}
+    cells:dict[tuple, dict]        # (row values, column values) -> {'mean', 'std', 'se', 'n', 'runs'}
     also:list[str]                 # parameters other than seed that vary inside a cell (averaged over too)
     @property
     def row_keys(self)->list[tuple]: return sorted({r for r, _ in self.cells}, key=_order)
@@ -70,7 +74,8 @@ class Table:
 def _order(t:tuple)->tuple: return tuple((str(type(v)), v if isinstance(v, (int, float, str, bool)) else str(v)) for v in t)
 
 def _stat(vals:list[float])->dict:
-    return dict(mean=statistics.fmean(vals), std=statistics.stdev(vals) if len(vals) > 1 else None, n=len(vals))
+    sd = statistics.stdev(vals) if len(vals) > 1 else None
+    return dict(mean=statistics.fmean(vals), std=sd, se=None if sd is None else sd/len(vals)**0.5, n=len(vals))
 
 # %% ../nbs/55_table.ipynb #b2189a05
 def make_table(records:list[dict],          # `collect_runs(..., as_frame=False)`
@@ -79,7 +84,7 @@ def make_table(records:list[dict],          # `collect_runs(..., as_frame=False)
                by:list[str]|None=None,      # column parameters
                params:list[str]|None=None,  # which keys are parameters (default: every non-metric key that varies)
               )->Table:
-    "Group the runs by `rows` x `by` and summarise `metric` in each group (mean, sample std, count)."
+    "Group the runs by `rows` x `by` and summarise `metric` in each group (mean, sample std, standard error, count)."
     if not records: raise LebmError("no finished runs to tabulate (a run counts once its params.json records an end and it has metrics.json)")
     keys = list(dict.fromkeys(k for r in records for k in r))
     numeric = [k for k in keys if all(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool) for r in records if r.get(k) is not None)
@@ -93,7 +98,7 @@ def make_table(records:list[dict],          # `collect_runs(..., as_frame=False)
     for k in (rows or []) + by:
         if k not in keys: raise LebmError(f"no parameter {k!r} in these runs; parameters: {', '.join(params or keys)}")
     is_param = (lambda k: k in params) if params is not None else (lambda k: not any(isinstance(r.get(k), float) for r in records))
-    vary = [k for k in keys if k not in ('run', 'notebook', 'seed', 'threads', metric) and is_param(k)
+    vary = [k for k in keys if k not in ('run', 'notebook', 'seed', 'threads', 'status', 'failed', 'failed_run', metric) and is_param(k)
             and len({json.dumps(r.get(k), default=str) for r in records}) > 1]
     rows = list(rows) if rows is not None else [k for k in vary if k not in by]
     groups = {}
@@ -107,7 +112,7 @@ def make_table(records:list[dict],          # `collect_runs(..., as_frame=False)
 # %% ../nbs/55_table.ipynb #b8dd7f47
 def _fmt(c:dict|None, n_same:bool)->str:
     if c is None: return ''
-    s = f"{c['mean']:.4g}" if c['std'] is None else f"{c['mean']:.3f} ± {c['std']:.3f}"
+    s = f"{c['mean']:.4g}" if c['se'] is None else f"{c['mean']:.3f} ± {c['se']:.3f}"
     return s if n_same else f"{s} (n={c['n']})"
 
 def _head(keys:list[str], vals:tuple)->str: return ', '.join(f"{k}={v}" for k, v in zip(keys, vals)) or 'all'
@@ -120,17 +125,40 @@ def to_markdown(t:Table)->str:
     for r in t.row_keys:
         lines.append('| ' + ' | '.join([str(v) for v in r] if t.rows else ['all']) + ' | ' +
                      ' | '.join(_fmt(t.cells.get((r, c)), same) for c in t.col_keys) + ' |')
-    note = f"{t.metric}: mean ± std over {ns.pop()} runs per cell" if same and max(c['n'] for c in t.cells.values()) > 1 else \
-           f"{t.metric}" + (': mean ± std over the runs of each cell (n)' if not same else ': one run per cell')
+    note = f"{t.metric}: mean ± standard error over {ns.pop()} runs per cell" if same and max(c['n'] for c in t.cells.values()) > 1 else \
+           f"{t.metric}" + (': mean ± standard error over the runs of each cell (n)' if not same else ': one run per cell')
     return '\n'.join(lines) + f"\n\n{note}" + (f"; also varying inside the cells: {', '.join(t.also)}" if t.also else '')
 
 def to_csv(t:Table)->str:
-    "The table in long form: one line per cell with its parameters, mean, std and count."
+    "The table in long form: one line per cell with its parameters, mean, std, standard error and count."
     f = io.StringIO(); w = csv.writer(f, lineterminator='\n')
-    w.writerow(t.rows + t.by + ['metric', 'mean', 'std', 'n'])
+    w.writerow(t.rows + t.by + ['metric', 'mean', 'std', 'se', 'n'])
     for (r, c), v in sorted(t.cells.items(), key=lambda kv: (_order(kv[0][0]), _order(kv[0][1]))):
-        w.writerow([*r, *c, t.metric, repr(v['mean']), '' if v['std'] is None else repr(v['std']), v['n']])
+        w.writerow([*r, *c, t.metric, repr(v['mean']), *['' if v[k] is None else repr(v[k]) for k in ('std', 'se')], v['n']])
     return f.getvalue()
+
+# %% ../nbs/55_table.ipynb #e2133def
+def archive_runs(src:str|Path,      # a sweep directory, or any folder of run directories
+                 dst:str|Path,      # where the small files go (same relative layout)
+                 failed:bool=True,  # also the failed runs' params.json
+                )->list[str]:       # the runs copied, relative to `src`
+    "Copy `params.json` and `metrics.json` of every finished (and failed) run under `src` to `dst`; refuses to overwrite a different file."
+    src, dst, done = Path(src), Path(dst), []
+    if not src.is_dir(): raise LebmError(f"no folder {src}")
+    for p in sorted(src.rglob('params.json')):
+        d = p.parent; rel = d.relative_to(src)
+        if any(s.startswith('.') for s in rel.parts): continue
+        meta = json.loads(p.read_text())
+        keep = ['params.json', 'metrics.json'] if 'seconds' in meta and 'failed' not in meta and (d/'metrics.json').is_file() else \
+               ['params.json'] if failed and 'failed' in meta else []
+        for f in keep:
+            out = dst/rel/f
+            if out.exists() and out.read_bytes() != (d/f).read_bytes():
+                raise LebmError(f"{out} exists with other contents: archive into a new folder, or remove it first")
+            out.parent.mkdir(parents=True, exist_ok=True); shutil.copyfile(d/f, out)
+        if keep: done.append(str(rel))
+    if not done: raise LebmError(f"no finished or failed runs under {src}")
+    return done
 
 # %% ../nbs/55_table.ipynb #3cc77a32
 def plot_table(t:Table, records:list[dict]):
@@ -145,13 +173,22 @@ def plot_table(t:Table, records:list[dict]):
     if t.by: ax.legend(fontsize=7, title=None)
     fig.tight_layout(); return fig
 
+def tabulate(folder:str|Path,             # a sweep directory, or any folder of run records
+             metric:str|None=None, rows:list[str]|None=None, by:list[str]|None=None,
+             failed:bool=False,           # count the failed runs too (`collect_runs`)
+            )->tuple[Table, list[dict]]:  # the table, and the records it was made from
+    "Collect the runs under `folder` and tabulate `metric` (what is a parameter is known from the runs' `params.json`)."
+    if not Path(folder).is_dir(): raise LebmError(f"no folder {folder}")
+    recs, pkeys = _collect(Path(folder), failed)
+    return make_table(recs, metric, rows, by, params=pkeys), recs
+
 def write_table(folder:str|Path,          # the folder the runs were collected from; the files go there
                 metric:str|None=None, rows:list[str]|None=None, by:list[str]|None=None,
                 figure:bool=True,         # also the seaborn figure
+                failed:bool=False,        # count the failed runs too (`collect_runs`)
                )->tuple[Table, dict[str, Path]]:  # the table, and the files written
     "Collect the runs under `folder`, tabulate `metric`, and write it there as `table-METRIC` in `.md`, `.csv` and `.png`."
-    recs, pkeys = _collect(Path(folder))
-    t = make_table(recs, metric, rows, by, params=pkeys)
+    t, recs = tabulate(folder, metric, rows, by, failed)
     stem = Path(folder)/f"table-{t.metric.replace('/', '_')}"
     files = {'md': stem.with_suffix('.md'), 'csv': stem.with_suffix('.csv')}
     files['md'].write_text(to_markdown(t) + '\n'); files['csv'].write_text(to_csv(t))

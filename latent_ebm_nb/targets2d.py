@@ -12,11 +12,11 @@ from torch import Tensor
 from .core import LebmError
 
 # %% auto #0
-__all__ = ['LOG2PI', 'TARGETS', 'Grid2D', 'log1mexp', 'log_ndtr_diff', 'box_normal', 'log_box_normal', 'Modes', 'Target2D',
-           'GaussianMixture2D', 'eight_gaussians', 'twentyfive_gaussians', 'gmm_circle', 'gmm', 'RingMixture', 'rings',
-           'circles', 'BoxMixture', 'checkerboard', 'NoisyCurves', 'moons', 'swissroll', 'two_spirals',
-           'TruncNormalRings', 'daebm_rings', 'blur_brute', 'Pinwheel', 'pinwheel', 'random_gmm', 'arc', 'get_target',
-           'grid_moments']
+__all__ = ['LOG2PI', 'TARGETS', 'UNTUNED', 'Grid2D', 'log1mexp', 'log_ndtr_diff', 'box_normal', 'log_box_normal', 'Modes',
+           'Target2D', 'GaussianMixture2D', 'eight_gaussians', 'twentyfive_gaussians', 'gmm_circle', 'gmm',
+           'RingMixture', 'rings', 'circles', 'BoxMixture', 'checkerboard', 'NoisyCurves', 'moons', 'swissroll',
+           'two_spirals', 'TruncNormalRings', 'daebm_rings', 'blur_brute', 'Pinwheel', 'pinwheel', 'random_gmm', 'arc',
+           'get_target', 'grid_moments']
 
 # %% ../nbs/02_targets2d.ipynb #ef869bb3
 @dataclass(frozen=True)
@@ -569,13 +569,16 @@ def arc(std:float=0.3)->NoisyCurves:
 TARGETS = {'8gaussians': eight_gaussians, '25gaussians': twentyfive_gaussians, 'gmm': gmm, 'gmm_circle': gmm_circle,
            'rings': rings, 'circles': circles, 'checkerboard': checkerboard, 'moons': moons, 'swissroll': swissroll,
            '2spirals': two_spirals, 'pinwheel': pinwheel, 'daebm_rings': daebm_rings}
+UNTUNED = {'arc': arc, 'ring_unequal': lambda: gmm_circle(8, 3., 0.2, weights=list(range(1, 9))),
+           'wide_narrow': lambda: gmm(means=((0., 0.), (3., 0.), (-3., 2.)), covs=(1., 0.15, 0.15), weights=(0.5, 0.3, 0.2)),
+           **{f'random_gmm{i}': (lambda i=i: random_gmm(i)) for i in range(4)}}   # targets nobody tuned on
 
-def get_target(name:str, # one of `TARGETS`
+def get_target(name:str, # one of `TARGETS` or `UNTUNED`
                **kw,     # passed to the factory (e.g. `weights`, `sd` for `daebm_rings`)
               )->Target2D:
     "Build a 2D target by name."
-    if name not in TARGETS: raise LebmError(f"unknown 2D target {name!r}; valid names: {', '.join(TARGETS)}")
-    return TARGETS[name](**kw)
+    if name not in (names := TARGETS | UNTUNED): raise LebmError(f"unknown 2D target {name!r}; valid names: {', '.join(names)}")
+    return names[name](**kw)
 
 # %% ../nbs/02_targets2d.ipynb #d5086821
 def grid_moments(target:Target2D, h:float|None=None)->dict:

@@ -72,7 +72,7 @@ def test_bench_methods_quick_json(lebm, root):
     assert any('only ratios within one run compare' in n for n in res['notes'])
 
 def test_table_from_run_dirs(lebm, root, tmp_path):
-    "lebm table: finished runs only, mean ± std over seeds per row, the files written beside the runs, a mistyped metric refused."
+    "lebm table: finished runs only, mean ± standard error over seeds per row, the files written beside the runs, a mistyped metric refused."
     for use_ebm, seed, v in [(False, 0, 0.5), (False, 1, 0.6), (True, 0, 0.7), (True, 1, 0.9)]:
         d = tmp_path/f'use_ebm={use_ebm},seed={seed}'; d.mkdir()
         ps = dict(digit=4, use_ebm=use_ebm, seed=seed)
@@ -81,21 +81,24 @@ def test_table_from_run_dirs(lebm, root, tmp_path):
     (tmp_path/'killed').mkdir(); (tmp_path/'killed'/'params.json').write_text(json.dumps(dict(notebook='anomaly', params={}, overrides={})))
     r = run(lebm + ['table', str(tmp_path), '--rows', 'use_ebm', '--metric', 'auprc_mean'], root)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.splitlines()[:5] == ['| use_ebm | auprc_mean |', '|---|---|', '| False | 0.550 ± 0.071 |', '| True | 0.800 ± 0.141 |', '']
-    assert 'auprc_mean: mean ± std over 2 runs per cell' in r.stdout
+    assert r.stdout.splitlines()[:5] == ['| use_ebm | auprc_mean |', '|---|---|', '| False | 0.550 ± 0.050 |', '| True | 0.800 ± 0.100 |', '']
+    assert 'auprc_mean: mean ± standard error over 2 runs per cell' in r.stdout
     assert (tmp_path/'table-auprc_mean.csv').read_text().splitlines() == [
-        'use_ebm,metric,mean,std,n', 'False,auprc_mean,0.55,0.07071067811865474,2', 'True,auprc_mean,0.8,0.14142135623730956,2']
+        'use_ebm,metric,mean,std,se,n', 'False,auprc_mean,0.55,0.07071067811865474,0.04999999999999999,2',
+        'True,auprc_mean,0.8,0.14142135623730956,0.10000000000000003,2']
     assert (tmp_path/'table-auprc_mean.png').stat().st_size > 1000
     r = run(lebm + ['table', str(tmp_path), '--metric', 'auprc_men'], root)
     assert r.returncode == 2 and 'did you mean auprc_mean' in r.stderr
 
-def test_bench_daebm_robust_quick(lebm, root):
-    "The robustness benchmark end to end (tiny preset, two targets, spawned workers): one row per run with every column."
-    r = run(lebm + ['bench', 'daebm_robust', '--quick', '--json'], root)
-    assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads(r.stdout)
-    assert [(row['preset'], row['target']) for row in res['rows']] == [('tiny', 'arc'), ('tiny', 'random_gmm0')]
-    for row in res['rows']:
-        assert row['diverged_at'] is None and row['n_modes'] == (1 if row['target'] == 'arc' else 6)
-        assert 0 <= row['mw_density'] <= 1 and 0 <= row['mw_samples'] <= 1 and row['kl'] >= 0
-    assert res['summary']['tiny: diverged runs'] == '0 of 2'
+def test_robustness_study_is_a_sweep(lebm, root, tmp_path):
+    "The DA-EBM robustness study is a sweep of train_daebm over the untuned targets, archived and tabulated like any other."
+    out = tmp_path/'sw'
+    r = run(lebm + ['sweep', 'train_daebm', '-p', 'dataset', 'arc,random_gmm0', '-p', 'preset', 'tiny', '-p', 'steps', '10', '-p', 'n_data', '500',
+                    '-p', 'n_samples', '40', '-p', 'long_run_steps', '5', '-p', 'long_run_chains', '20', '--jobs', '2', '--out', str(out)], root)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    r = run(lebm + ['archive', str(out), str(tmp_path/'study')], root)
+    assert r.returncode == 0 and '2 runs archived' in r.stdout, r.stderr[-2000:]
+    t = run(lebm + ['table', str(tmp_path/'study'), '--rows', 'dataset', '--metric', 'mode_weight_max_err', '--failed', '--no-figure'], root)
+    assert t.returncode == 0, t.stderr[-2000:]
+    rows = t.stdout.splitlines()
+    assert rows[:2] == ['| dataset | mode_weight_max_err |', '|---|---|'] and rows[2].startswith('| arc | ') and rows[3].startswith('| random_gmm0 | ')

@@ -237,24 +237,24 @@ def test_no_dangling_md_references():
 
 
 def test_results_page(site):
-    "The Results page has one section per committed summary: its source file, a table and its commands."
+    "The Results page has one section per committed study: its folder, its tables and its commands."
     import html as _html
-    files = sorted((ROOT/'nbs'/'results').glob('*.json'))
-    assert files, 'no summaries under nbs/results/'
+    studies = sorted(p.parent for p in (ROOT/'nbs'/'results').glob('*/study.json'))
+    assert studies, 'no studies under nbs/results/'
     page = (site/'results.html').read_text()
     main = page[page.index('<main'):]
     text = _html.unescape(re.sub(r'\s+', ' ', re.sub(r'<[^>]+>', ' ', main)))
     # commands sit in highlighted code blocks: there a tag splits no word (`<span>energy_reg</span><span>=</span>`)
     code = ' '.join(_html.unescape(re.sub(r'\s+', ' ', re.sub(r'<[^>]+>', '', b)))
                     for b in re.findall(r'<pre\b.*?</pre>', main, flags=re.S))
-    for f in files:
-        d = json.loads(f.read_text())
-        assert f'nbs/results/{f.name}' in text, f'{f.name} is not on the Results page'
-        cmds = d.get('commands') or [r['command'] for k, v in d.items() if k.startswith('runs') for r in v]
-        for c in cmds: assert re.sub(r'\s+', ' ', c) in code, f'{f.name}: command missing from the code blocks: {c}'
-        if d.get('date'): assert d['date'] in text
-    n_summary = sum(isinstance(s := json.loads(f.read_text()).get('summary'), dict) and bool(s.get('rows')) for f in files)
-    assert main.count('<table') == len(files) + n_summary, 'one table per summary file, one more for each summary over seeds'
+    n_tables = 0
+    for d in studies:
+        meta = json.loads((d/'study.json').read_text())
+        assert f'nbs/results/{d.name}/' in text, f'{d.name} is not on the Results page'
+        for c in meta.get('commands') or []: assert re.sub(r'\s+', ' ', c) in code, f'{d.name}: command missing from the code blocks: {c}'
+        if meta.get('date'): assert meta['date'] in text
+        n_tables += len(meta['tables'])
+    assert main.count('<table') == n_tables, 'one table per table of each study'
     assert 'Traceback' not in text
 
 

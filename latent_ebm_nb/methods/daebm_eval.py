@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from fastcore.basics import patch
 from ..core import LebmError
-from ..levels import level_conditional
+from ..levels import level_conditional, mala_within_gibbs
 from ..targets2d import Target2D
 from ..features import fid_kid, load_feature_net
 from ..metrics import grid_metrics, normalise_on_grid, mmd2, auroc
@@ -17,7 +17,7 @@ from .daebm import DAEBM
 # %% auto #0
 __all__ = ['mode_weights_of', 'level_marginal_2d', 'evaluate_2d', 'plot_levels_2d', 'nn_distance', 'image_scores', 'classify',
            'class_frequencies', 'frequency_errors', 'image_samples', 'ood_auroc', 'evaluate_images',
-           'occupancy_summary']
+           'occupancy_summary', 'bimodal_1d', 'level0_states', 'evaluate_1d']
 
 # %% ../../nbs/38_daebm_eval.ipynb #3b4d41f3
 @patch
@@ -235,3 +235,29 @@ def occupancy_summary(log:list[dict])->dict:
     if not occ: return {}
     half = occ[len(occ)//2:]
     return dict(occ0_final=occ[-1], occ0_mean_second_half=sum(half)/len(half), occ0_zero_fraction_second_half=sum(v == 0 for v in half)/len(half))
+
+# %% ../../nbs/38_daebm_eval.ipynb #dffb4896
+def bimodal_1d(n:int, w:float=0.75, sd:float=0.1, generator:torch.Generator|None=None)->Tensor:
+    "`(n, 1)` draws of $w\\,\\mathcal N(-2, sd^2) + (1 - w)\\,\\mathcal N(2, sd^2)$."
+    left = torch.rand(n, generator=generator) < w
+    return (torch.where(left, -2., 2.) + sd*torch.randn(n, generator=generator))[:, None]
+
+def level0_states(model:DAEBM, n:int=2000, transitions:int=100, keep:int=20)->Tensor:
+    "Level-0 states (data coordinates) of `n` MGMS chains from the top level, over the last `keep` of `transitions`."
+    x, t, xs = model.noise(n), torch.full((n,), model.T, dtype=torch.long, device=model.step_table.device), []
+    for k in range(transitions):
+        x, t, _ = mala_within_gibbs(model.E, x, t, model.T + 1, model.cfg.n_steps, model.step_table, mala=True,
+                                    level_move=model.cfg.level_move, log_weights=-model.offsets)
+        if k >= transitions - keep: xs.append(x[t == 0])
+    return model.to_data(torch.cat(xs))
+
+@torch.no_grad()
+def evaluate_1d(model:DAEBM, w:float=0.75, n_chains:int=2000, transitions:int=100)->dict:
+    "The mode-weight check on `bimodal_1d`: $U(-2) - U(2)$ against $-\\log(w/(1-w))$, the mass left of 0, the chains' share left of 0."
+    dev = model.step_table.device
+    x = torch.linspace(-4, 4, 8001, device=dev)[:, None]
+    p = torch.softmax(-model.energy0(x).double(), 0)
+    d = model.energy0(torch.tensor([[-2.], [2.]], device=dev))
+    xs = level0_states(model, n_chains, transitions)
+    return dict(truth=-math.log(w/(1 - w)), u_diff=float(d[0] - d[1]), mass_left=float(p[x[:, 0] < 0].sum()),
+                samples_left=float((xs[:, 0] < 0).double().mean()) if len(xs) else None, n_samples=len(xs))
