@@ -14,7 +14,8 @@ from .generators import ConvEncoder, GeneratorConfig
 from .core import energy_grad
 
 # %% auto #0
-__all__ = ['LatentMethod', 'Amortizer', 'LatentConfig', 'keep_finite_chains', 'HierarchyConfig', 'HierarchicalLatentMethod']
+__all__ = ['LatentMethod', 'evaluate_latent', 'Amortizer', 'LatentConfig', 'keep_finite_chains', 'HierarchyConfig',
+           'HierarchicalLatentMethod']
 
 # %% ../nbs/26_latent.ipynb #8adc901e
 class LatentMethod(Method):
@@ -74,6 +75,22 @@ def anomaly_score(self:LatentMethod, x:Tensor, w:float|None=None)->Tensor:
     "$w\\lVert x - g(\\hat z)\\rVert^2 + U(\\hat z)$, `(B,)`; higher = more anomalous; `w` defaults to $1/(2\\sigma^2)$."
     t = self.score_terms(x)
     return (self.recon_weight if w is None else w)*t['recon'] + t['prior']
+
+# %% ../nbs/26_latent.ipynb #219c9d56
+@torch.no_grad()
+def evaluate_latent(model:LatentMethod,   # a trained latent method
+                    x_test:Tensor,        # test images `(N, C, H, W)` in [-1, 1], on the model's device
+                    n_samples:int=100,    # images drawn from the model
+                    chunk:int=500,        # test images per posterior call
+                    seed:int=0,
+                   )->tuple[dict, dict]:  # `test_recon_mse`, and `samples`, `reconstructions` (data and reconstruction, interleaved, first 50)
+    "Samples from the model and the reconstruction error of the test images."
+    with torch.random.fork_rng(devices=[] if x_test.device.type == 'cpu' else [x_test.device]):
+        torch.manual_seed(seed)
+        samples = model.sample(n_samples)
+        recon = torch.cat([model.reconstruct(x_test[i:i + chunk]) for i in range(0, len(x_test), chunk)])
+    pairs = torch.stack([x_test[:50], recon[:50]], 1).flatten(0, 1)
+    return dict(test_recon_mse=(recon - x_test).pow(2).mean().item()), dict(samples=samples, reconstructions=pairs)
 
 # %% ../nbs/26_latent.ipynb #6fc74254
 class Amortizer(nn.Module):

@@ -15,7 +15,7 @@ from ..samplers import ula
 from ..latent import LatentMethod, LatentConfig, Amortizer
 
 # %% auto #0
-__all__ = ['LEBM_PRESETS', 'LEBMConfig', 'LEBM']
+__all__ = ['LEBM_PRESETS', 'LEBMConfig', 'LEBM', 'energy_summary']
 
 # %% ../../nbs/30_lebm.ipynb #b34a894a
 @dataclass(frozen=True)
@@ -137,3 +137,19 @@ def decode(self:LEBM, z:Tensor)->Tensor: return self.G(z)
 def prior_potential(self:LEBM, z:Tensor)->Tensor:
     "$U(z) = E(z) + \\lVert z\\rVert^2/(2\\sigma_0^2)$ (the ablation: the reference's term alone)."
     return self.prior.potential(z)
+
+# %% ../../nbs/30_lebm.ipynb #e52f89ee
+@torch.no_grad()
+def energy_summary(model:LEBM,          # a trained LEBM
+                   x_test:Tensor,       # test images, on the model's device
+                   n_prior:int=1000,    # prior samples
+                   chunk:int=500, seed:int=0,
+                  )->dict:              # means and stds of E(z+) and E(z-), mean norms of z+ and z-
+    "The energy at posterior samples of `x_test` and at prior samples, and the latents' mean norms."
+    with torch.random.fork_rng(devices=[] if x_test.device.type == 'cpu' else [x_test.device]):
+        torch.manual_seed(seed)
+        z_neg = model.prior_sample_z(n_prior)
+        z_pos = torch.cat([model.posterior_sample_z(x_test[i:i + chunk]) for i in range(0, len(x_test), chunk)])
+    en_pos, en_neg = model.E(z_pos), model.E(z_neg)
+    return dict(energy_pos_mean=en_pos.mean().item(), energy_neg_mean=en_neg.mean().item(), energy_pos_std=en_pos.std().item(),
+                energy_neg_std=en_neg.std().item(), z_pos_norm=z_pos.norm(dim=1).mean().item(), z_neg_norm=z_neg.norm(dim=1).mean().item())
