@@ -13,10 +13,10 @@ from .data import load_tensors
 from .trainer import Callback
 
 # %% auto #0
-__all__ = ['DIGITS', 'PUBLISHED_AUPRC', 'mnist_pool', 'HeldoutSplit', 'heldout_split', 'auprc', 'last_k_summary',
-           'average_precision', 'tie_fraction', 'TiedScoresWarning', 'evaluate_scores', 'TermCalibration',
-           'fit_calibration', 'calibrated_scores', 'anomaly_scores', 'score_batched', 'terms_batched', 'AnomalyEval',
-           'term_histograms', 'summarize_records', 'summary_table']
+__all__ = ['DIGITS', 'PUBLISHED_AUPRC', 'mnist_pool', 'HeldoutSplit', 'heldout_split', 'auprc', 'average_precision',
+           'tie_fraction', 'TiedScoresWarning', 'evaluate_scores', 'TermCalibration', 'fit_calibration',
+           'calibrated_scores', 'anomaly_scores', 'terms_batched', 'AnomalyEval', 'term_histograms',
+           'summarize_records', 'summary_table']
 
 # %% ../nbs/40_anomaly.ipynb #0d4dd3fb
 def mnist_pool(root=None)->tuple[Tensor, Tensor]:
@@ -70,7 +70,7 @@ def auprc(labels:Tensor|np.ndarray, # 1 = anomaly
     p, r, _ = precision_recall_curve(*_labels_scores(labels, scores))
     return float(auc(r, p))
 
-def last_k_summary(values:list[float], k:int=10)->tuple[float, float]:
+def _last_k_summary(values:list[float], k:int=10)->tuple[float, float]:
     "Mean and (population) std of the last `k` values."
     v = np.asarray(values[-k:], dtype=np.float64)
     return float(v.mean()), float(v.std())
@@ -157,7 +157,7 @@ def anomaly_scores(val_terms:dict[str, Tensor|np.ndarray],  # terms on validatio
 
 # %% ../nbs/40_anomaly.ipynb #bec29e1d
 @torch.no_grad()
-def score_batched(score_fn:Callable[[Tensor], Tensor], x:Tensor, batch_size:int=1000)->Tensor:
+def _score_batched(score_fn:Callable[[Tensor], Tensor], x:Tensor, batch_size:int=1000)->Tensor:
     "Scores `(N,)` of `x` in batches."
     return torch.cat([score_fn(x[i:i+batch_size]).float().cpu() for i in range(0, len(x), batch_size)])
 
@@ -232,7 +232,7 @@ def summarize_records(records:list[dict], # `AnomalyEval.records`: {'step', '<sc
     if not records: raise LebmError("no evaluation records to summarize")
     names = [key[:-len('_auprc')] for key in records[-1] if key.endswith('_auprc')]
     col = lambda key: [r[key] for r in records]
-    terms = {n: {f'{m}_{s}': v for m in ('auprc', 'ap') for s, v in zip(('mean', 'std'), last_k_summary(col(f'{n}_{m}'), k))}
+    terms = {n: {f'{m}_{s}': v for m in ('auprc', 'ap') for s, v in zip(('mean', 'std'), _last_k_summary(col(f'{n}_{m}'), k))}
              for n in names}
     best = max(records, key=lambda r: r['joint_auprc'])           # the first of equal maxima
     j = terms['joint']

@@ -12,9 +12,7 @@ from .latent import LatentMethod
 from .methods import METHODS, MethodSpec, get_method
 
 # %% auto #0
-__all__ = ['TINY_WIDTHS', 'TINY_CAPS', 'PHASE_SETTINGS', 'check_presets', 'tiny_settings', 'phase_settings', 'check_config',
-           'off_device', 'StepTimer', 'evaluate', 'train_timed', 'check_preset', 'ddp_plan', 'ddp_worker', 'ddp_check',
-           'run_check', 'device_name', 'format_row', 'format_report']
+__all__ = ['check_presets', 'evaluate', 'check_preset', 'ddp_plan', 'ddp_check', 'run_check', 'format_report']
 
 # %% ../nbs/56_check.ipynb #2bb48b25
 def check_presets(methods:list[str]|None=None)->list[tuple[str, str]]:
@@ -24,33 +22,33 @@ def check_presets(methods:list[str]|None=None)->list[tuple[str, str]]:
     return [(n, p) for n in names for p in METHODS[n].paper_presets]
 
 # %% ../nbs/56_check.ipynb #1a462c30
-TINY_WIDTHS = dict(e_width=8, gen_width=4, cond_width=16, enc_width=4, enc_feat=16, t_emb=8, nz=4)
-TINY_CAPS = dict(prior_steps=2, post_steps=2, e_steps=2, n_steps=2, sr_steps=2, refine_steps=1, T=4,
+_TINY_WIDTHS = dict(e_width=8, gen_width=4, cond_width=16, enc_width=4, enc_feat=16, t_emb=8, nz=4)
+_TINY_CAPS = dict(prior_steps=2, post_steps=2, e_steps=2, n_steps=2, sr_steps=2, refine_steps=1, T=4,
                  buffer_size=64, n_persistent=64)
 
-def tiny_settings(cfg)->dict:
+def _tiny_settings(cfg)->dict:
     "Settings that shrink a config for `--tiny`: small widths and latents, at most two chain steps, few levels and chains."
     f = {x.name for x in dataclasses.fields(cfg)}
-    out = {k: min(v, getattr(cfg, k)) for k, v in (TINY_WIDTHS | TINY_CAPS).items() if k in f}
+    out = {k: min(v, getattr(cfg, k)) for k, v in (_TINY_WIDTHS | _TINY_CAPS).items() if k in f}
     if 'dims' in f: out['dims'] = tuple(min(d, 4) for d in cfg.dims)
     return out
 
 # %% ../nbs/56_check.ipynb #c2a6522d
-PHASE_SETTINGS = dict(pretrain_steps=1, iters_per_stage=1, mh_start=1, adapt_every=1)
+_PHASE_SETTINGS = dict(pretrain_steps=1, iters_per_stage=1, mh_start=1, adapt_every=1)
 
-def phase_settings(cfg)->dict:
+def _phase_settings(cfg)->dict:
     "Settings that bring every phase of training into the first iterations (prior after a 1-step pretraining, NCE stages of one iteration, MH from the second)."
     f = {x.name for x in dataclasses.fields(cfg)}
-    return {k: min(v, getattr(cfg, k)) for k, v in PHASE_SETTINGS.items() if k in f}
+    return {k: min(v, getattr(cfg, k)) for k, v in _PHASE_SETTINGS.items() if k in f}
 
-def check_config(spec:MethodSpec, # a registered method
+def _check_config(spec:MethodSpec, # a registered method
                  preset:str,      # one of its presets
-                 tiny:bool=False, # scaled down (`tiny_settings`)
+                 tiny:bool=False, # scaled down (`_tiny_settings`)
                  **overrides,     # more settings (e.g. precision='bf16')
                 ):
-    "The config `lebm check` runs: the preset with `phase_settings` (and `tiny_settings`), checked by `MethodSpec.config`."
+    "The config `lebm check` runs: the preset with `_phase_settings` (and `_tiny_settings`), checked by `MethodSpec.config`."
     base = spec.presets[preset]
-    return spec.config(preset, **(phase_settings(base) | (tiny_settings(base) if tiny else {}) | overrides))
+    return spec.config(preset, **(_phase_settings(base) | (_tiny_settings(base) if tiny else {}) | overrides))
 
 # %% ../nbs/56_check.ipynb #665313a6
 def _on(t:Tensor, dev:torch.device)->bool: return t.device.type == dev.type and (dev.index is None or t.device.index == dev.index)
@@ -64,7 +62,7 @@ def _attr_tensors(m:nn.Module):
             for k2, v2 in vars(v).items():
                 if torch.is_tensor(v2): yield f'{k}.{k2}', v2
 
-def off_device(model:nn.Module,   # a built method (or any module)
+def _off_device(model:nn.Module,   # a built method (or any module)
                device:str|torch.device, # where everything should be
               )->list[str]:       # what is elsewhere: 'kind name (device)'
     "Every parameter, buffer, tensor attribute (chains, meters) and optimiser state of `model` that is not on `device`."
@@ -84,7 +82,7 @@ def off_device(model:nn.Module,   # a built method (or any module)
 def _sync(dev:torch.device):
     if dev.type == 'cuda': torch.cuda.synchronize(dev)
 
-class StepTimer(Callback):
+class _StepTimer(Callback):
     "Wall-clock time of each training step, the device synchronised before each reading."
     order = 99
     def __init__(self, dev:torch.device): self.dev, self.t = dev, []
@@ -100,13 +98,13 @@ def evaluate(model:nn.Module, x:Tensor)->Tensor:
     return model.sample(len(x))
 
 # %% ../nbs/56_check.ipynb #1368e468
-def train_timed(spec:MethodSpec, cfg, dev:torch.device, batch:int, iters:int, seed:int=0)->tuple[nn.Module, Tensor, dict]:
+def _train_timed(spec:MethodSpec, cfg, dev:torch.device, batch:int, iters:int, seed:int=0)->tuple[nn.Module, Tensor, dict]:
     "Build `spec`'s model for `cfg` on `dev`, train `iters + 1` steps on random data through the `Trainer`; the model, data and timings."
     torch.manual_seed(seed)
     model = spec.build(cfg).to(dev)
     x = spec.random_batch(2*batch, cfg, seed).to(dev)
     if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats(dev)
-    timer = StepTimer(dev)
+    timer = _StepTimer(dev)
     Trainer(model, x, steps=iters + 1, batch_size=batch, seed=seed, progress=False, cbs=[timer]).fit()
     s = timer.seconds
     return model, x, dict(first_s=s[0], s_per_iter=statistics.median(s[1:]) if len(s) > 1 else s[0],
@@ -124,7 +122,7 @@ def _free(dev:torch.device):
 def check_preset(spec:MethodSpec,       # a registered method
                  preset:str,            # the preset to check
                  device:str='cpu',      # 'cpu', 'cuda', 'cuda:1', ...
-                 tiny:bool=False,       # `tiny_settings` (CI on a CPU)
+                 tiny:bool=False,       # `_tiny_settings` (CI on a CPU)
                  iters:int=3,           # timed training iterations (after one warm-up)
                  batch:int|None=None,   # batch size; None: the preset's `batch_size` (else 100), 8 with `tiny`
                  bf16:bool|None=None,   # also time the bf16 setting (`precision='bf16'`); None: where the device runs it natively
@@ -133,28 +131,28 @@ def check_preset(spec:MethodSpec,       # a registered method
     dev = get_device(device)
     row = dict(method=spec.name, preset=preset, ok=False, error=None)
     try:
-        cfg = check_config(spec, preset, tiny)
+        cfg = _check_config(spec, preset, tiny)
         n = batch or (8 if tiny else getattr(cfg, 'batch_size', 100))
         row |= dict(shape=list(cfg.shape), batch=n)
-        model, x, t = train_timed(spec, cfg, dev, n, iters)
+        model, x, t = _train_timed(spec, cfg, dev, n, iters)
         row |= dict(s_per_iter=t['s_per_iter'], first_iter_s=t['first_s'], peak_mib=t['peak_mib'],
                     params=sum(p.numel() for p in model.parameters()))
         _sync(dev); t0 = time.perf_counter(); out = evaluate(model, x); _sync(dev)
         row['sample_s'] = time.perf_counter() - t0
-        off = off_device(model, dev) + ([] if _on(out, dev) else [f'samples ({out.device})'])
-        row |= dict(on_device=not off, off_device=off[:10])
+        off = _off_device(model, dev) + ([] if _on(out, dev) else [f'samples ({out.device})'])
+        row |= dict(on_device=not off, _off_device=off[:10])
         del model, x, out; _free(dev)
         use_bf16 = native_bf16(dev.type) if bf16 is None else bf16
         if use_bf16 and 'precision' in {f.name for f in dataclasses.fields(cfg)}:
-            model, x, tb = train_timed(spec, dataclasses.replace(cfg, precision='bf16'), dev, n, iters)
-            off, not32 = off_device(model, dev), [k for k, p in model.named_parameters() if p.dtype != torch.float32]
+            model, x, tb = _train_timed(spec, dataclasses.replace(cfg, precision='bf16'), dev, n, iters)
+            off, not32 = _off_device(model, dev), [k for k, p in model.named_parameters() if p.dtype != torch.float32]
             row |= dict(bf16_s_per_iter=tb['s_per_iter'], bf16_peak_mib=tb['peak_mib'])
-            row['on_device'] &= not off; row['off_device'] += off[:10]
+            row['on_device'] &= not off; row['_off_device'] += off[:10]
             del model, x; _free(dev)
             if not32: raise LebmError(f"the bf16 run changed the dtype of parameters {', '.join(not32[:5])} (weights stay fp32)")
         else: row['bf16_s_per_iter'] = None
         row['ok'] = row['on_device']
-        if not row['ok']: row['error'] = f"tensors off {dev}: {', '.join(row['off_device'])}"
+        if not row['ok']: row['error'] = f"tensors off {dev}: {', '.join(row['_off_device'])}"
     except Exception as e:
         row['error'] = _error(e); _free(dev)
     return row
@@ -172,7 +170,7 @@ def ddp_plan(dev:torch.device,       # the check's device
     return None
 
 # %% ../nbs/56_check.ipynb #eecf419c
-def ddp_worker(out:str, backend:str):
+def _ddp_worker(out:str, backend:str):
     "One torchrun process of the DDP check: the tiny LEBM trained 10 steps from this rank's own initial weights; saves its parameters."
     import torch.distributed as dist
     set_threads(1)
@@ -187,10 +185,10 @@ def ddp_worker(out:str, backend:str):
     dist.barrier(); dist.destroy_process_group()
 
 def ddp_check(nproc:int, backend:str, device_type:str='cuda', timeout:float=300)->dict:
-    "Run `ddp_worker` under torchrun in `nproc` processes; passed when every rank ends with rank 0's parameters and they trained."
+    "Run `_ddp_worker` under torchrun in `nproc` processes; passed when every rank ends with rank 0's parameters and they trained."
     t0, res = time.perf_counter(), dict(nproc=nproc, backend=backend, ok=False, error=None)
     with tempfile.TemporaryDirectory() as d:
-        code = f"from latent_ebm_nb.check import ddp_worker; ddp_worker({d!r}, {backend!r})"
+        code = f"from latent_ebm_nb.check import _ddp_worker; _ddp_worker({d!r}, {backend!r})"
         cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(nproc), '--master_port', str(29500 + os.getpid() % 1000),
                '--no-python', sys.executable, '-c', code]
         try: r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, 'OMP_NUM_THREADS': '1'})
@@ -214,14 +212,14 @@ def run_check(device:str='cpu', tiny:bool=False, iters:int=3, methods:list[str]|
     dev, t0, rows = get_device(device), time.perf_counter(), []
     for name, p in check_presets(methods):
         rows.append(check_preset(METHODS[name], p, device, tiny, iters, batch, bf16))
-        if verbose: print(format_row(rows[-1]), file=sys.stderr, flush=True)
+        if verbose: print(_format_row(rows[-1]), file=sys.stderr, flush=True)
     plan = ddp_plan(dev, torch.cuda.device_count() if dev.type == 'cuda' else 0, ddp)
     dd = ddp_check(*plan) if plan else None
-    return dict(device=str(dev), device_name=device_name(dev), torch=torch.__version__, tiny=tiny, iters=iters,
+    return dict(device=str(dev), _device_name=_device_name(dev), torch=torch.__version__, tiny=tiny, iters=iters,
                 native_bf16=native_bf16(dev.type), rows=rows, ddp=dd, seconds=time.perf_counter() - t0,
                 ok=all(r['ok'] for r in rows) and (dd is None or dd['ok']))
 
-def device_name(dev:torch.device)->str:
+def _device_name(dev:torch.device)->str:
     "The accelerator's name, or the CPU's."
     if dev.type == 'cuda': return torch.cuda.get_device_name(dev)
     return platform.processor() or platform.machine()
@@ -231,7 +229,7 @@ _COLS = [('method', '{}'), ('preset', '{}'), ('batch', '{}'), ('s_per_iter', '{:
          ('sample_s', '{:.3g}'), ('peak_mib', '{:.0f}'), ('on_device', '{}'), ('ok', '{}')]
 
 def _cell(r:dict, k:str, f:str)->str: return '-' if r.get(k) is None else f.format(r[k])
-def format_row(r:dict)->str:
+def _format_row(r:dict)->str:
     "One row as text (a failing row ends with its error)."
     return '  '.join(f"{k}={_cell(r, k, f)}" for k, f in _COLS) + (f"  error: {r['error']}" if r.get('error') else '')
 
@@ -239,7 +237,7 @@ def format_report(rep:dict)->str:
     "The check's table, then the DDP check and the verdict."
     cells = [[k for k, _ in _COLS]] + [[_cell(r, k, f) for k, f in _COLS] for r in rep['rows']]
     w = [max(len(c[i]) for c in cells) for i in range(len(_COLS))]
-    lines = [f"== lebm check on {rep['device']} ({rep['device_name']}), torch {rep['torch']}" + (', tiny' if rep['tiny'] else '')]
+    lines = [f"== lebm check on {rep['device']} ({rep['_device_name']}), torch {rep['torch']}" + (', tiny' if rep['tiny'] else '')]
     lines += ['  '.join(v.ljust(w[i]) for i, v in enumerate(c)) for c in cells]
     lines += [f"error: {r['method']} {r['preset']}: {r['error']}" for r in rep['rows'] if r['error']]
     d = rep['ddp']

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys, json, argparse
 from pathlib import Path
 from .core import LebmError
-from . import runs, bench
+from . import runs, run_params, run_dirs, bench
 
 # %% auto #0
 __all__ = ['main']
@@ -70,8 +70,8 @@ def _cmd_list(a):
     from latent_ebm_nb.methods import describe_methods
     print(f"methods (set one with -p method NAME, its preset with -p preset, settings with -p options 'a=1,b=2'):\n{describe_methods()}\n")
     print("run notebooks:\n")
-    for n in runs.list_notebooks():
-        print(f"{n}\n{runs.describe_params(runs.notebook_params(n))}\n")
+    for n in run_params.list_notebooks():
+        print(f"{n}\n{run_params.describe_params(run_params.notebook_params(n))}\n")
 
 def _cmd_run(a):
     if a.resume and a.out and Path(a.out).resolve() != Path(a.resume).resolve():
@@ -79,7 +79,7 @@ def _cmd_run(a):
     if not (a.name or a.resume): raise LebmError("give a run notebook (lebm list shows them), or --resume DIR to continue a run")
     out = runs.run_notebook(a.name, dict(a.param), out=a.resume or a.out, progress=not a.no_progress,
                             resume=bool(a.resume), overwrite=a.overwrite)
-    meta = runs.read_meta(out)
+    meta = run_dirs.read_meta(out)
     print(f"run {meta['notebook']!r} finished: {out}" + (f" (resumed from step {meta['history'][-1].get('from_step')})" if a.resume else ''))
     for f in sorted(out.rglob('*')):
         if f.is_file(): print(f"  {f.relative_to(out)}")
@@ -92,7 +92,7 @@ def _cmd_sweep(a):
     slurm = dict(slurm_partition=a.partition) if a.partition else {}
     try: res = sweep.run_sweep(a.name, pts, a.out, jobs=a.jobs, cluster=a.cluster, progress=not a.no_progress, timeout_min=a.timeout_min, **slurm)
     except KeyboardInterrupt:
-        raise runs.RunInterrupted("sweep interrupted: the same command again skips the finished points and resumes the others") from None
+        raise run_dirs.RunInterrupted("sweep interrupted: the same command again skips the finished points and resumes the others") from None
     print(res.summary(a.name))
     return 1 if res.failed else 0
 
@@ -141,7 +141,7 @@ def main(argv:list[str]|None=None)->int:
     try: return globals()[f'_cmd_{a.cmd}'](a) or 0
     except runs.RunFailed as e:
         print(f"error: {e}", file=sys.stderr); return 1
-    except runs.RunInterrupted as e:
+    except run_dirs.RunInterrupted as e:
         print(f"\n{e}", file=sys.stderr); return 130
     except LebmError as e:
         print(f"error: {e}", file=sys.stderr); return 2

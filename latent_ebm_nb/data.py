@@ -11,8 +11,8 @@ from torch import Tensor
 from .core import LebmError, project_root
 
 # %% auto #0
-__all__ = ['RAW_FILES', 'SHIPPED', 'ONLINE', 'DataError', 'data_dir', 'file_md5', 'verify_raw', 'celeba64_transform',
-           'load_dataset', 'load_tensors', 'weighted_subset', 'online_files', 'download_command']
+__all__ = ['RAW_FILES', 'SHIPPED', 'ONLINE', 'DataError', 'data_dir', 'verify_raw', 'celeba64_transform', 'load_dataset',
+           'load_tensors', 'weighted_subset', 'online_files', 'download_command']
 
 # %% ../nbs/01_data.ipynb #423a8026
 class DataError(LebmError):
@@ -48,7 +48,7 @@ def _md5(p:Path)->str:
 @lru_cache(maxsize=None)
 def _md5_cached(p:str, size:int, mtime:float)->str: return _md5(Path(p))
 
-def file_md5(p:Path)->str:
+def _file_md5(p:Path)->str:
     "MD5 of a file, cached per process on (path, size, mtime)."
     st = p.stat(); return _md5_cached(str(p), st.st_size, st.st_mtime)
 
@@ -77,9 +77,9 @@ def verify_raw(name:str, # 'MNIST' or 'FashionMNIST' (torchvision's folder name)
     root = data_dir(root); raw = root/name/'raw'
     for fname, md5 in RAW_FILES[name].items():
         out, gz = raw/fname, raw/(fname + '.gz')
-        if out.exists() and file_md5(out) == md5: continue
+        if out.exists() and _file_md5(out) == md5: continue
         _extract(gz, out)
-        if (got := file_md5(out)) != md5:
+        if (got := _file_md5(out)) != md5:
             out.unlink()
             raise DataError(f"corrupt data file {gz}: its contents have MD5 {got}, expected {md5}. {_restore_hint(gz)}")
     return root

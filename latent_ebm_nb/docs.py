@@ -13,9 +13,7 @@ from fastcore.xtras import working_directory
 from .core import LebmError, project_root
 
 # %% auto #0
-__all__ = ['parse_directives', 'parse_frontmatter', 'page_name', 'sidebar_pages', 'fix_markdown', 'embed_images',
-           'DocsPreprocessor', 'sidebar_html', 'mathjax_source', 'render_site', 'drop_computed_pages',
-           'process_notebooks', 'build_docs', 'notebook_markdown', 'write_readme', 'execute_notebook']
+__all__ = ['parse_frontmatter', 'page_name', 'sidebar_pages', 'build_docs', 'write_readme', 'execute_notebook']
 
 # %% ../nbs/51_docs.ipynb #bad216e4
 _dir_re = re.compile(r'^\s*#\|\s?(.*)$')
@@ -24,7 +22,7 @@ def _option_value(v:str):
     if v == '': return True
     return {'true': True, 'false': False}.get(v.lower(), v)
 
-def parse_directives(source:str, # a cell's source
+def _parse_directives(source:str, # a cell's source
                     )->tuple[dict, str]: # the options, and the source without `#|` lines
     "Read the `#|` options of a cell (`key: value` or nbdev's `key value`) and strip those lines."
     opts, keep = {}, []
@@ -91,7 +89,7 @@ def _pandoc_attrs(s:str)->str:
     if classes: attrs.append(f'class="{" ".join(classes)}"')
     return ' '.join(attrs)
 
-def fix_markdown(md:str,             # markdown text (a cell, or a `text/markdown` output)
+def _fix_markdown(md:str,             # markdown text (a cell, or a `text/markdown` output)
                  site_url:str='',    # prefix of links into the published site, made relative (empty: left alone)
                  pages:dict|None=None, # notebook name -> page name, for links between notebooks
                 )->str:
@@ -105,7 +103,7 @@ def fix_markdown(md:str,             # markdown text (a cell, or a `text/markdow
 # %% ../nbs/51_docs.ipynb #3c0b1e5b
 _md_img = re.compile(r'!\[([^\]]*)\]\(([^)\s]+)\)')
 
-def embed_images(md:str,      # markdown text
+def _embed_images(md:str,      # markdown text
                  folder:Path, # the folder relative image paths are resolved in
                 )->str:       # the text with local images as `data:` URIs
     "Inline a markdown cell's local images, so that a page is one self-contained file."
@@ -120,7 +118,7 @@ def embed_images(md:str,      # markdown text
 _img_mimes = ('image/png', 'image/jpeg', 'image/svg+xml', 'image/gif')
 _widget_mime = 'application/vnd.jupyter.widget-view+json'
 
-class DocsPreprocessor(Preprocessor):
+class _DocsPreprocessor(Preprocessor):
     "Apply Quarto's cell options and nbdev's page conventions to a processed notebook."
     markdown = Bool(False, help="output is a README: drop images, keep links absolute").tag(config=True)
     site_url = Unicode('', help="published site URL; links into it become relative").tag(config=True)
@@ -128,7 +126,7 @@ class DocsPreprocessor(Preprocessor):
     site_title = Unicode('', help="appended to the page's <title>").tag(config=True)
     folder = Unicode('', help="folder of the source notebooks; local markdown images are inlined from it").tag(config=True)
 
-    def _md(self, s): return fix_markdown(s, *(('', None) if self.markdown else (self.site_url, self.pages)))
+    def _md(self, s): return _fix_markdown(s, *(('', None) if self.markdown else (self.site_url, self.pages)))
 
     def _output(self, o):
         data = o.get('data')
@@ -145,11 +143,11 @@ class DocsPreprocessor(Preprocessor):
             if cell.cell_type == 'raw':
                 if fm is None: fm = parse_frontmatter(cell.source)
                 continue
-            opts, src = parse_directives(cell.source)
+            opts, src = _parse_directives(cell.source)
             if opts.get('include') is False or opts.get('hide') is True: continue
             if cell.cell_type == 'markdown':
                 src = self._md(_dash_heading.sub('', src)).strip()
-                if self.folder and not self.markdown: src = embed_images(src, Path(self.folder))
+                if self.folder and not self.markdown: src = _embed_images(src, Path(self.folder))
                 if not src: continue
             cell.source = src
             if cell.cell_type == 'code':
@@ -222,7 +220,7 @@ _TEMPLATE = """{%- extends 'index.html.j2' -%}
 """
 
 # %% ../nbs/51_docs.ipynb #581d7b5c
-def sidebar_html(sections:list,   # `(section title or None, [(page, label)])`
+def _sidebar_html(sections:list,   # `(section title or None, [(page, label)])`
                  title:str,       # the site title, linking to `index.html`
                  active:str='',   # the current page, highlighted
                 )->str:
@@ -237,7 +235,7 @@ def sidebar_html(sections:list,   # `(section title or None, [(page, label)])`
     return '\n'.join(out)
 
 # %% ../nbs/51_docs.ipynb #feb572c3
-def mathjax_source()->Path:
+def _mathjax_source()->Path:
     "The MathJax 2.7 folder shipped by `jupyter-server-mathjax`, checked for the files the pages use."
     try: import jupyter_server_mathjax
     except ImportError: raise LebmError("offline math needs MathJax: pip install jupyter-server-mathjax") from None
@@ -255,7 +253,7 @@ def _exporter(markdown:bool=False, **kw):
         exp = HTMLExporter(template_name='lab', template_file='lebm_page.html.j2', 
                            extra_loaders=[DictLoader({'lebm_page.html.j2': _TEMPLATE})],
                            exclude_input_prompt=True, exclude_output_prompt=True, anchor_link_text='#')
-    exp.register_preprocessor(DocsPreprocessor(markdown=markdown, **kw), enabled=True)
+    exp.register_preprocessor(_DocsPreprocessor(markdown=markdown, **kw), enabled=True)
     return exp
 
 def _read_nb(path:Path): return nbformat.read(path, as_version=4)
@@ -266,7 +264,7 @@ def _first_frontmatter(nb)->dict:
     return {}
 
 # %% ../nbs/51_docs.ipynb #29a14c60
-def render_site(proc:Path,          # processed notebooks (nbdev's `_proc/`)
+def _render_site(proc:Path,          # processed notebooks (nbdev's `_proc/`)
                 out:Path,           # the site folder, created if needed
                 cfg:dict|None=None, # the parsed `_quarto.yml`: site title, description, sidebar
                 site_url:str='',    # the published site's URL, whose links become relative
@@ -293,12 +291,12 @@ def render_site(proc:Path,          # processed notebooks (nbdev's `_proc/`)
         pages['index.ipynb'] = 'index.html'
     labels = [(sec, [(pages[n], fms[n].get('title') or Path(n).stem) for n in ns]) for sec, ns in sections]
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(mathjax_source(), out/'mathjax', dirs_exist_ok=True)
+    shutil.copytree(_mathjax_source(), out/'mathjax', dirs_exist_ok=True)
     exp = _exporter(site_url=site_url, pages=pages, site_title=title, folder=str(src))
     site = dict(css=_CSS, mathjax_config=_MATHJAX_CONFIG,
                 mathjax_url='mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe')
     for n, nb in nbs_.items():
-        res = {'site': {**site, 'sidebar': sidebar_html(labels, title, pages[n])},
+        res = {'site': {**site, 'sidebar': _sidebar_html(labels, title, pages[n])},
                'metadata': {'name': Path(n).stem, 'path': str(src)}}
         body, _ = exp.from_notebook_node(nb, resources=res)
         (out/pages[n]).write_text(body, encoding='utf-8')
@@ -321,18 +319,18 @@ def _site_cfg(root:Path)->dict:
     f = root/'_quarto.yml'
     return (yaml.safe_load(f.read_text()) or {}) if f.exists() else {}
 
-def drop_computed_pages(nbs:Path, proc:Path)->list[str]:
+def _drop_computed_pages(nbs:Path, proc:Path)->list[str]:
     "Delete the processed copies of notebooks with `#| exec_doc` cells (their pages read other files); the names dropped."
     gone = []
     for f in sorted(Path(nbs).glob('*.ipynb')):
         if '#| exec_doc' in f.read_text() and (Path(proc)/f.name).exists(): (Path(proc)/f.name).unlink(); gone.append(f.name)
     return gone
 
-def process_notebooks(root:Path)->Path:
+def _process_notebooks(root:Path)->Path:
     "Run nbdev's notebook processing (show_doc, hidden cells, links) into `root/_proc`, without Quarto."
     from nbdev.serve import proc_nbs
     nbs = root/_settings(root).get('nbs_path', 'nbs')
-    drop_computed_pages(nbs, root/'_proc')   # nbdev reprocesses a notebook only when it changed; these depend on more
+    _drop_computed_pages(nbs, root/'_proc')   # nbdev reprocesses a notebook only when it changed; these depend on more
     try:
         with working_directory(root): return Path(proc_nbs(str(nbs), n_workers=0))
     except Exception as e:
@@ -360,10 +358,10 @@ def build_docs(out:str|Path='_site',   # the site folder; a relative path is tak
     out = Path(out) if Path(out).is_absolute() else root/out
     has_quarto = shutil.which('quarto') is not None
     if quarto and not has_quarto: raise LebmError("quarto is not on PATH: install it (https://quarto.org) or use quarto=False")
-    proc = process_notebooks(root)
+    proc = _process_notebooks(root)
     if quarto is None: quarto = has_quarto
     if quarto: return _quarto_render(root, proc, out)
-    return render_site(proc, out, _site_cfg(root), _site_url(_settings(root)), root/_settings(root).get('nbs_path', 'nbs'))
+    return _render_site(proc, out, _site_cfg(root), _site_url(_settings(root)), root/_settings(root).get('nbs_path', 'nbs'))
 
 # %% ../nbs/51_docs.ipynb #1c60fd64
 def _tidy_markdown(md:str)->str:
@@ -371,7 +369,7 @@ def _tidy_markdown(md:str)->str:
     parts = [p if i % 2 else re.sub(r'\n[ \t]*\n(?:[ \t]*\n)+', '\n\n', p) for i, p in enumerate(parts)]
     return ''.join(parts).strip() + '\n'
 
-def notebook_markdown(nb, # a processed notebook (nbformat)
+def _notebook_markdown(nb, # a processed notebook (nbformat)
                      )->str:
     "A processed notebook as GitHub markdown: frontmatter title and description, cells, text outputs."
     body, res = _exporter(markdown=True).from_notebook_node(nb)
@@ -397,7 +395,7 @@ def write_readme(root:Path|None=None, # the project root (default: found from th
     src = root/st.get('nbs_path', 'nbs')/st.get('readme_nb', 'index.ipynb')
     if not src.exists(): raise LebmError(f"{src} not found: the README is generated from it")
     dst = root/'README.md'
-    dst.write_text(notebook_markdown(_process_one(src, root)), encoding='utf-8')
+    dst.write_text(_notebook_markdown(_process_one(src, root)), encoding='utf-8')
     return dst
 
 # %% ../nbs/51_docs.ipynb #a0f5bd5d

@@ -12,7 +12,7 @@ from .data import DataError, data_dir, load_tensors
 
 # %% auto #0
 __all__ = ['FEATURE_SHA256', 'LeNet', 'train_feature_net', 'test_accuracy', 'feature_weights_path', 'file_sha256',
-           'save_feature_net', 'load_feature_net', 'LeNetFeatures', 'fid_kid', 'floor_row']
+           'save_feature_net', 'load_feature_net', 'fid_kid', 'floor_row']
 
 # %% ../nbs/08_features.ipynb #665b6e74
 class LeNet(nn.Module):
@@ -131,7 +131,7 @@ def load_feature_net(dataset:str,              # 'mnist' or 'fashion_mnist'
     return net.eval().requires_grad_(False)
 
 # %% ../nbs/08_features.ipynb #2b4de780
-class LeNetFeatures(nn.Module):
+class _LeNetFeatures(nn.Module):
     "A torchmetrics `feature` module: `(B, 1, 28, 28)` images (float in [-1, 1], or uint8) to `(B, 128)` float64 features."
     num_features = 128
     def __init__(self, net:LeNet):
@@ -165,7 +165,7 @@ def fid_kid(x_gen:Tensor,                # generated images `(N, 1, 28, 28)`, fl
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
     _check_images(x_gen, 'x_gen'); _check_images(x_ref, 'x_ref')
-    feat = LeNetFeatures(net if net is not None else load_feature_net(dataset, root)).to(x_ref.device)
+    feat = _LeNetFeatures(net if net is not None else load_feature_net(dataset, root)).to(x_ref.device)
     fid = FrechetInceptionDistance(feature=feat).to(x_ref.device)
     with warnings.catch_warnings():       # "KID keeps all features in memory": 128 floats an image here
         warnings.filterwarnings('ignore', message='.*Kernel Inception Distance.*')

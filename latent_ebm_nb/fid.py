@@ -11,8 +11,8 @@ from .data import DataError, SHIPPED, _canon
 from .features import fid_kid as lenet_fid_kid
 
 # %% auto #0
-__all__ = ['inception_weights_url', 'inception_weights_path', 'inception_v3', 'random_inception_weights', 'InceptionFeatures',
-           'to_uint8_rgb', 'inception_fid_kid', 'feature_net_for', 'sample_fid_kid']
+__all__ = ['inception_weights_url', 'inception_weights_path', 'inception_v3', 'inception_fid_kid', 'feature_net_for',
+           'sample_fid_kid']
 
 # %% ../nbs/09_fid.ipynb #c2e5a77f
 def inception_weights_url()->str:
@@ -41,7 +41,7 @@ def inception_v3(weights:str|Path|None=None, # a weights file; None: torch-fidel
                         f"{inception_weights_path()}, or pass weights=PATH. MNIST and Fashion-MNIST use the shipped LeNet instead.") from None
 
 # %% ../nbs/09_fid.ipynb #88887afe
-def random_inception_weights(path:str|Path, seed:int=0)->Path:
+def _random_inception_weights(path:str|Path, seed:int=0)->Path:
     "Write an Inception-v3 state dict with torch-fidelity's layout and random values to `path` (tests: the real weights need the network)."
     import torch_fidelity.feature_extractor_inceptionv3 as tfi
     F, fetch = tfi.FeatureExtractorInceptionV3, tfi.load_state_dict_from_url
@@ -53,7 +53,7 @@ def random_inception_weights(path:str|Path, seed:int=0)->Path:
     torch.save(net.state_dict(), path); return Path(path)
 
 # %% ../nbs/09_fid.ipynb #a0b6f71e
-class InceptionFeatures(nn.Module):
+class _InceptionFeatures(nn.Module):
     "A torchmetrics `feature` module: uint8 images to 2048-d Inception pool features, each batch computed once for FID and KID."
     num_features = 2048
     def __init__(self, net:nn.Module):
@@ -63,7 +63,7 @@ class InceptionFeatures(nn.Module):
         if x is not self._last[0]: self._last = (x, self.net(x))
         return self._last[1]
 
-def to_uint8_rgb(x:Tensor)->Tensor:
+def _to_uint8_rgb(x:Tensor)->Tensor:
     "Images in [-1, 1] (or already uint8), 1 or 3 channels, as uint8 RGB: round((x + 1) * 127.5)."
     if x.ndim != 4 or x.shape[1] not in (1, 3): raise LebmError(f"images must be (N, 1|3, H, W); got {tuple(x.shape)}")
     u = x if x.dtype == torch.uint8 else ((x.float().clamp(-1, 1) + 1)*127.5).round().to(torch.uint8)
@@ -84,14 +84,14 @@ def inception_fid_kid(x_gen:Tensor,            # generated images `(N, C, H, W)`
     from torchmetrics.image.kid import KernelInceptionDistance
     if min(len(x_gen), len(x_ref)) < 2: raise LebmError(f"FID needs at least 2 images in each set; got {len(x_gen)} and {len(x_ref)}")
     dev = x_ref.device
-    feat = InceptionFeatures(net if net is not None else inception_v3(weights)).to(dev)
+    feat = _InceptionFeatures(net if net is not None else inception_v3(weights)).to(dev)
     fid = FrechetInceptionDistance(feature=feat).to(dev)
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='.*Kernel Inception Distance.*')
         kid = KernelInceptionDistance(feature=feat, subsets=subsets, subset_size=min(subset_size, len(x_gen), len(x_ref))).to(dev)
     for real, x in ((True, x_ref), (False, x_gen)):
         for xb in x.to(dev).split(batch_size):
-            xb = to_uint8_rgb(xb); fid.update(xb, real=real); kid.update(xb, real=real)
+            xb = _to_uint8_rgb(xb); fid.update(xb, real=real); kid.update(xb, real=real)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed); km, ks = kid.compute()
     return dict(fid=fid.compute().item(), kid_mean=km.item(), kid_std=ks.item())

@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from .core import LebmError, atomic_write_json
-from . import runs
+from . import runs, run_params, run_dirs, progress
 
 # %% auto #0
-__all__ = ['split_values', 'point_name', 'grid', 'n_cores', 'share_threads', 'Point', 'plan_point', 'plan_sweep', 'run_point',
-           'make_executor', 'SweepDisplay', 'SweepResult', 'run_sweep']
+__all__ = ['grid', 'Point', 'plan_sweep', 'SweepResult', 'run_sweep']
 
 # %% ../nbs/54_sweep.ipynb #152f279a
-def split_values(raw:str)->list[str]:
+def _split_values(raw:str)->list[str]:
     "Split one `-p KEY V1,V2,...` value list at the commas outside brackets and quotes; surrounding quotes are removed."
     out, cur, depth, quote = [], '', 0, None
     for ch in raw:
@@ -30,7 +29,7 @@ def split_values(raw:str)->list[str]:
     return vals
 
 # %% ../nbs/54_sweep.ipynb #5c34ac4c
-def point_name(point:dict[str, Any],  # one grid point: parameter -> value
+def _point_name(point:dict[str, Any],  # one grid point: parameter -> value
                axes:list[str],        # the swept parameters (more than one value), in order
               )->str:                 # the point's directory name
     "A run directory name from a point's swept values, e.g. 'digit=4,use_ebm=False'."
@@ -43,13 +42,13 @@ def grid(axes:dict[str, list])->list[dict]:
     return [dict(zip(axes, vs)) for vs in itertools.product(*axes.values())]
 
 # %% ../nbs/54_sweep.ipynb #e30e25d3
-def n_cores()->int:
+def _n_cores()->int:
     "The cores this process may use."
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
 
-def share_threads(jobs:int, cores:int|None=None, threads:int|None=None)->int:
+def _share_threads(jobs:int, cores:int|None=None, threads:int|None=None)->int:
     "Threads per job so that jobs x threads <= cores (`threads`: the user's choice, checked)."
-    cores = cores or n_cores()
+    cores = cores or _n_cores()
     if jobs < 1: raise LebmError(f"--jobs must be at least 1, got {jobs}")
     if jobs > cores: raise LebmError(f"--jobs {jobs} is more than the {cores} cores here: use --jobs {cores} or fewer")
     if threads and jobs*threads > cores:
@@ -67,19 +66,19 @@ class Point:
     def name(self)->str: return self.out.name
 
 def _same(stored:dict, params:dict)->bool:
-    drop = lambda d: {k: v for k, v in d.items() if k not in runs.RESUME_FREE and k != 'resume'}
+    drop = lambda d: {k: v for k, v in d.items() if k not in run_dirs.RESUME_FREE and k != 'resume'}
     return drop(stored) == drop(params)
 
-def plan_point(name:str, params:dict, out:Path, root:Path|None=None)->Point:
+def _plan_point(name:str, params:dict, out:Path, root:Path|None=None)->Point:
     "Validate one point and decide what to do with its directory (raises on a clash)."
-    params = runs.validate_params(name, params, root)
-    runs.validate_method(name, {k: p.default for k, p in runs.notebook_params(name, root).items()} | params)
-    st, meta = runs.settled_state(out), runs.read_meta(out)      # a killed sweep's kernels exit within seconds
-    if st == 'other': raise runs.RunExists(f"{out} holds files that are not a run: move them, or sweep into a new --out")
+    params = run_params.validate_params(name, params, root)
+    run_params.validate_method(name, {k: p.default for k, p in run_params.notebook_params(name, root).items()} | params)
+    st, meta = run_dirs.settled_state(out), run_dirs.read_meta(out)      # a killed sweep's kernels exit within seconds
+    if st == 'other': raise run_dirs.RunExists(f"{out} holds files that are not a run: move them, or sweep into a new --out")
     if meta and (meta.get('notebook') != name or not _same(meta.get('overrides', {}), params)):
-        raise runs.RunExists(f"{out} holds {runs.describe_run(out)}, not this point ({runs._kv(params)}): sweep into a new --out")
-    if st == 'running': raise runs.RunExists(f"{out} holds {runs.describe_run(out)}: is this sweep already running?")
-    act = {'missing': 'run', 'empty': 'run', 'finished': 'skip'}.get(st) or ('resume' if runs.resumable(name, root) else 'rerun')
+        raise run_dirs.RunExists(f"{out} holds {run_dirs.describe_run(out)}, not this point ({run_dirs.overrides_text(params)}): sweep into a new --out")
+    if st == 'running': raise run_dirs.RunExists(f"{out} holds {run_dirs.describe_run(out)}: is this sweep already running?")
+    act = {'missing': 'run', 'empty': 'run', 'finished': 'skip'}.get(st) or ('resume' if run_dirs.resumable(name, root) else 'rerun')
     return Point(params, out, act)
 
 # %% ../nbs/54_sweep.ipynb #94699287
@@ -91,27 +90,27 @@ def plan_sweep(name:str,                   # run notebook
                root:Path|None=None,
               )->list[Point]:
     "The sweep's points, every one validated, each with the action the sweep will take."
-    runs.notebook_path(name, root)
-    vals = {k: split_values(v) if isinstance(v, str) else list(v) for k, v in axes.items()}
+    run_params.notebook_path(name, root)
+    vals = {k: _split_values(v) if isinstance(v, str) else list(v) for k, v in axes.items()}
     if clash := set(vals) & set(fixed or {}): raise LebmError(f"{', '.join(sorted(clash))} given both as an axis and a fixed value")
-    ps, auto = runs.notebook_params(name, root), share_threads(jobs)      # checks jobs <= cores
+    ps, auto = run_params.notebook_params(name, root), _share_threads(jobs)      # checks jobs <= cores
     for t in vals.get('threads', [(fixed or {}).get('threads')]):         # threads the user set: checked against the cores
-        try: share_threads(jobs, threads=int(t or 0) or None)
+        try: _share_threads(jobs, threads=int(t or 0) or None)
         except ValueError: pass                                           # not a number: the point's validation says so
     swept = [k for k, v in vals.items() if len(v) > 1]
     pts, bad = [], []
     for g in grid(vals):
         p = dict(fixed or {}) | g
         if 'threads' in ps and p.get('threads') in (None, 0, '0'): p['threads'] = auto
-        try: pts.append(plan_point(name, p, Path(out).resolve()/point_name(g, swept), root))
-        except LebmError as e: bad.append(f"point {point_name(g, swept)}: {str(e).splitlines()[0]}")
-    if bad: raise runs.ParamError(f"{len(bad)} of {len(pts) + len(bad)} points are invalid (nothing was run):\n" + '\n'.join(bad) +
-                                  f"\nValid parameters of {name!r}:\n{runs.describe_params(ps)}")
+        try: pts.append(_plan_point(name, p, Path(out).resolve()/_point_name(g, swept), root))
+        except LebmError as e: bad.append(f"point {_point_name(g, swept)}: {str(e).splitlines()[0]}")
+    if bad: raise run_params.ParamError(f"{len(bad)} of {len(pts) + len(bad)} points are invalid (nothing was run):\n" + '\n'.join(bad) +
+                                  f"\nValid parameters of {name!r}:\n{run_params.describe_params(ps)}")
     if len({p.out for p in pts}) < len(pts): raise LebmError("two points map to the same directory name: give distinct values")
     return pts
 
 # %% ../nbs/54_sweep.ipynb #831ff745
-def run_point(name:str, params:dict, out:str, action:str, threads:int|None=None)->dict:
+def _run_point(name:str, params:dict, out:str, action:str, threads:int|None=None)->dict:
     "The job of one point (runs in a submitit process): execute, resume or rerun it; a failure is returned, not raised."
     if threads: os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     t0 = time.time()
@@ -121,7 +120,7 @@ def run_point(name:str, params:dict, out:str, action:str, threads:int|None=None)
     except runs.RunFailed as e: return dict(ok=False, error=str(e), seconds=time.time() - t0)
     return dict(ok=True, seconds=time.time() - t0)
 
-def make_executor(folder:Path, cluster:str='local', threads:int=1, timeout_min:int=7*24*60, **slurm)->Any:
+def _make_executor(folder:Path, cluster:str='local', threads:int=1, timeout_min:int=7*24*60, **slurm)->Any:
     "A submitit executor: `cluster='local'` runs jobs as processes here, 'slurm' submits them (`slurm`: e.g. `slurm_partition`)."
     import submitit
     if cluster not in ('local', 'slurm'): raise LebmError(f"unknown cluster {cluster!r}: use 'local' or 'slurm'")
@@ -130,12 +129,12 @@ def make_executor(folder:Path, cluster:str='local', threads:int=1, timeout_min:i
     return ex
 
 # %% ../nbs/54_sweep.ipynb #078fc969
-class SweepDisplay:
+class _SweepDisplay:
     "One line per running job (its progress), redrawn in place on a terminal; on a pipe, a line per job when it changes (at most every `every` s)."
     def __init__(self, file=None, every:float=10.):
         self.f = file or sys.stderr; self.tty = self.f.isatty(); self.n, self.every, self.t, self.last = 0, every, {}, {}
     def show(self, running:dict[str, Path]):
-        lines = [f"  {k}: {runs.progress_line(runs.read_progress(o))}" for k, o in running.items()]
+        lines = [f"  {k}: {progress.progress_line(progress.read_progress(o))}" for k, o in running.items()]
         if self.tty:
             self.f.write(f"\x1b[{self.n}F" if self.n else ''); self.f.write(''.join(f"\x1b[2K{l}\n" for l in lines))
             self.f.write('\x1b[J'); self.n = len(lines)
@@ -178,7 +177,7 @@ def run_sweep(name:str, points:list[Point], out:str|Path,
     out = Path(out).resolve(); out.mkdir(parents=True, exist_ok=True)
     threads = max([p.params.get('threads') or 1 for p in points] or [1])
     atomic_write_json(dict(notebook=name, points={p.name: p.params for p in points}, jobs=jobs, cluster=cluster), out/'sweep.json')
-    ex, res, disp = make_executor(out/'.submitit', cluster, threads, **slurm), SweepResult(points), SweepDisplay()
+    ex, res, disp = _make_executor(out/'.submitit', cluster, threads, **slurm), SweepResult(points), _SweepDisplay()
     say = disp.say if progress else (lambda m: None)
     todo, running = [p for p in points if p.action != 'skip'], {}
     for p in points:
@@ -188,8 +187,8 @@ def run_sweep(name:str, points:list[Point], out:str|Path,
     while todo or running:
         while todo and len(running) < jobs:
             p = todo.pop(0)
-            running[p.name] = (p, ex.submit(run_point, name, p.params, str(p.out), p.action, p.params.get('threads')))
-            say(f"{'resume' if p.action == 'resume' else 'start'} {p.name}" + (f" from step {runs.checkpoint_step(p.out/'checkpoint.pt')}" if p.action == 'resume' else ''))
+            running[p.name] = (p, ex.submit(_run_point, name, p.params, str(p.out), p.action, p.params.get('threads')))
+            say(f"{'resume' if p.action == 'resume' else 'start'} {p.name}" + (f" from step {run_dirs.checkpoint_step(p.out/'checkpoint.pt')}" if p.action == 'resume' else ''))
         time.sleep(poll)
         for k, (p, job) in list(running.items()):
             if not job.done(): continue

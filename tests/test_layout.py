@@ -7,12 +7,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT/'latent_ebm_nb'
 # a module may import only from modules in lower layers (style-anchors: "Layers")
 LAYER = {'core': 0, 'data': 1, 'targets2d': 1, 'schedules': 1, 'metrics': 1, 'config': 1, 'testing': 1, 'nets': 2, 'features': 2, 'fid': 2, 'samplers': 2, 'levels': 2,
-         'generators': 3, 'priors': 3, 'hierarchy': 3, 'trainer': 3, 'latent': 3, 'methods': 4, 'anomaly': 5, 'runs': 5, 'bench': 5, 'explorer': 5,
+         'generators': 3, 'priors': 3, 'hierarchy': 3, 'trainer': 3, 'latent': 3, 'methods': 4, 'anomaly': 5, 'runs': 5, 'run_params': 5, 'run_dirs': 5, 'progress': 5, 'bench': 5, 'explorer': 5,
          'prior_effect': 5, 'check': 5, 'results': 5, 'sweep': 5, 'table': 5, 'cli': 6, 'docs': 6}
 
 # within a layer, only these (importer, imported) pairs
 SAME_LAYER_OK = {('cli', 'docs'), ('sweep', 'runs'), ('latent', 'trainer'), ('latent', 'hierarchy'), ('latent', 'generators'), ('hierarchy', 'generators'), ('metrics', 'targets2d'), ('levels', 'samplers'), ('fid', 'features'), ('explorer', 'explorer'),  # explorer.* build on each other
-                ('bench', 'anomaly'), ('bench', 'prior_effect'), ('results', 'table')}  # the time-to-quality bench scores with the anomaly protocol and the prior-effect samples
+                ('bench', 'anomaly'), ('bench', 'prior_effect'), ('results', 'table'),
+                ('run_dirs', 'run_params'), ('runs', 'run_params'), ('runs', 'run_dirs'), ('runs', 'progress'),
+                ('sweep', 'run_params'), ('sweep', 'run_dirs'), ('sweep', 'progress')}  # the time-to-quality bench scores with the anomaly protocol and the prior-effect samples
 # packages whose __init__.py is exported from a notebook (its imports are checked too)
 EXPORTED_INITS = {'bench', 'methods'}
 

@@ -162,7 +162,7 @@ RUN_CASES = ([(s.name, nb, []) for s in METHODS.values() for nb in s.notebooks i
 @pytest.mark.parametrize('name,notebook,extra', RUN_CASES, ids=lambda v: ('images' if 'mnist' in v else '2d') if isinstance(v, list) else v)
 def test_run_notebook_trains_the_method(name, notebook, extra, lebm, root, tmp_path):
     "Each method's run notebooks execute end to end at its test preset, write their outputs, and leave a checkpoint of it."
-    from latent_ebm_nb.runs import notebook_params
+    from latent_ebm_nb.run_params import notebook_params
     spec, (args, check) = METHODS[name], TRAIN_RUNS[notebook]
     head = (['-p', 'method', name] if 'method' in notebook_params(notebook, root) else []) + ['-p', 'preset', spec.test_preset]
     r = run(lebm, root, 'run', notebook, *head, *args, *extra, '--out', str(tmp_path/'r'), '--no-progress')

@@ -1,7 +1,7 @@
 "Run directories as a researcher uses them: no lost runs, resume after a kill, live progress (real `lebm run` subprocesses)."
 import os, json, time, signal, subprocess
 from pathlib import Path
-from latent_ebm_nb.runs import run_state, read_meta, checkpoint_step, settled_state
+from latent_ebm_nb.run_dirs import run_state, read_meta, checkpoint_step, settled_state
 
 def run(lebm, root, *args, **kw):
     return subprocess.run(lebm + list(args), cwd=root, capture_output=True, text=True, timeout=600, **kw)

@@ -1,7 +1,7 @@
 "Sweeps end to end: a real 2 x 2 grid through submitit, killed in the middle, restarted, then tabulated."
 import os, json, time, signal, subprocess
 from pathlib import Path
-from latent_ebm_nb.runs import run_state, read_meta, checkpoint_step
+from latent_ebm_nb.run_dirs import run_state, read_meta, checkpoint_step
 
 STEPS = 300
 ARGS = ['sweep', 'train_lebm', '-p', 'preset', 'tiny', '-p', 'steps', str(STEPS), '-p', 'ckpt_every', '50', '-p', 'n_train', '300',
