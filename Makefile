@@ -1,4 +1,4 @@
-# latent_ebm_nb: the two commands a fresh machine needs are `make demo` and `make test`.
+# latent_ebm_nb: the two commands a fresh machine needs are `make demo` and `make test` (`make test-all` is the full tier).
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +10,7 @@ export PYTHONUNBUFFERED := 1
 # The one-thread rule above is for tests, where workers run side by side; `make demo` uses both cores.
 DEMO_THREADS ?= 2
 
-.PHONY: setup browser demo test nbtest pytest export check-export clean-nbs docs readme lab clean
+.PHONY: setup browser demo test test-all export check-export clean-nbs docs readme lab clean
 
 $(BIN)/lebm: settings.ini setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,10 +31,16 @@ browser:
 demo: setup
 	OMP_NUM_THREADS=$(DEMO_THREADS) $(BIN)/lebm run train_lebm --out runs/demo --overwrite
 
-## test: set up, then run the notebooks' tests (nbdev_test) and pytest
-test: setup browser
-	$(BIN)/nbdev_test --n_workers 1 --timing
-	$(BIN)/pytest tests -ra
+## test: set up, then the quick tier: the notebooks' tests without `#| slow` cells and pytest without `slow` tests
+##       (one real `lebm run` end to end and one kill/resume stay in it); two workers, one thread each
+test: setup
+	$(BIN)/nbdev_test --n_workers 2 --timing
+	$(BIN)/pytest tests -m "not slow" -n 2 --dist loadfile -ra
+
+## test-all: set up, then everything: every `#| slow` cell, every run notebook end to end, the browser tests (what CI runs)
+test-all: setup browser
+	$(BIN)/nbdev_test --n_workers 2 --flags slow --timing
+	$(BIN)/pytest tests -n 2 --dist loadfile -ra
 
 ## export / check-export: notebooks -> latent_ebm_nb/, and fail if that changes any tracked file
 export: setup

@@ -4,6 +4,7 @@
 from __future__ import annotations
 import re, html, time, base64, mimetypes, shutil, subprocess, tempfile, configparser
 from pathlib import Path
+from contextlib import contextmanager
 import yaml, nbformat
 from jinja2 import DictLoader
 from traitlets import Bool, Dict, Unicode
@@ -302,6 +303,19 @@ def _render_site(proc:Path,          # processed notebooks (nbdev's `_proc/`)
         (out/pages[n]).write_text(body, encoding='utf-8')
     return out
 
+# %% ../nbs/51_docs.ipynb #ownwidgets
+@contextmanager
+def _own_widgets_only():
+    "While nbdev processes notebooks, it embeds only the widgets made since: not those alive in the calling process."
+    try: from ipywidgets.widgets import widget as W
+    except ImportError: yield; return
+    before, get = set(W._instances), W.Widget.get_manager_state
+    def state(drop_defaults=False, widgets=None):
+        return get(drop_defaults, [w for k, w in W._instances.items() if k not in before] if widgets is None else widgets)
+    W.Widget.get_manager_state = staticmethod(state)
+    try: yield
+    finally: W.Widget.get_manager_state = staticmethod(get)
+
 # %% ../nbs/51_docs.ipynb #7b1f20ec
 def _settings(root:Path)->dict:
     cp = configparser.ConfigParser(); cp.read(root/'settings.ini')
@@ -332,7 +346,7 @@ def _process_notebooks(root:Path)->Path:
     nbs = root/_settings(root).get('nbs_path', 'nbs')
     _drop_computed_pages(nbs, root/'_proc')   # nbdev reprocesses a notebook only when it changed; these depend on more
     try:
-        with working_directory(root): return Path(proc_nbs(str(nbs), n_workers=0))
+        with working_directory(root), _own_widgets_only(): return Path(proc_nbs(str(nbs), n_workers=0))
     except Exception as e:
         raise LebmError(f"nbdev's processing for the docs failed: {e}\nNote: it runs a code cell that mixes imports with "
                         "other code on its own, without the cells above it; put imports in a cell of their own.") from e
@@ -382,7 +396,7 @@ def _process_one(src:Path, root:Path):
     "One notebook through nbdev's processing (what `proc_nbs` does per file), without touching `_proc`."
     import nbdev.serve_drv
     from nbdev.processors import FilterDefaults
-    with tempfile.TemporaryDirectory() as d, working_directory(root):
+    with tempfile.TemporaryDirectory() as d, working_directory(root), _own_widgets_only():
         dst = Path(d)/src.name
         nbdev.serve_drv.main((src, dst, FilterDefaults))
         return _read_nb(dst)

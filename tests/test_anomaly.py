@@ -59,6 +59,7 @@ def test_summary_keeps_best_on_test_apart():
     assert abs(s['auprc_mean'] - 0.65) < 1e-12 and s['n_evals'] == 2
     assert (s['best_on_test_auprc'], s['best_on_test_step']) == (0.9, 2)
 
+@pytest.mark.slow
 def test_anomaly_run_reports_both_protocols(lebm, root, tmp_path):
     out = tmp_path/'r'
     r = subprocess.run(lebm + ['run', 'anomaly', '-p', 'preset', 'tiny', '-p', 'steps', '4', '-p', 'eval_every', '2', '-p', 'n_evals', '2',

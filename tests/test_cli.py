@@ -1,5 +1,6 @@
 "End-to-end tests of the `lebm` console script: real papermill runs in subprocesses."
 import json, subprocess
+import pytest
 from pathlib import Path
 
 def run(cmd, cwd, **kw):
@@ -90,6 +91,7 @@ def test_table_from_run_dirs(lebm, root, tmp_path):
     r = run(lebm + ['table', str(tmp_path), '--metric', 'auprc_men'], root)
     assert r.returncode == 2 and 'did you mean auprc_mean' in r.stderr
 
+@pytest.mark.slow
 def test_robustness_study_is_a_sweep(lebm, root, tmp_path):
     "The DA-EBM robustness study is a sweep of train_daebm over the untuned targets, archived and tabulated like any other."
     out = tmp_path/'sw'

@@ -49,6 +49,7 @@ def test_ablation_shares_the_generator():
     for k, v in ms[0].G.state_dict().items(): assert torch.equal(v, ms[1].G.state_dict()[k])
     assert ms[1].E is None and ms[0].E is not None
 
+@pytest.mark.slow
 def test_second_stage_on_a_joint_hebm_generator(lebm, root, tmp_path):
     "The paper's setting: the diffusion prior trained on the frozen generator of a joint-HEBM run (`gen_from`)."
     import torch

@@ -120,6 +120,7 @@ def core_page(server, tmp_path_factory):
         page.close()
 
 
+@pytest.mark.slow
 def test_sidebar_order(core_page):
     titles, pages = _expected_sidebar()
     assert core_page['sidebar'] == pages
@@ -127,6 +128,7 @@ def test_sidebar_order(core_page):
     assert core_page['page'].eval_on_selector('#sidebar a.page.active', 'e => e.getAttribute("href")') == 'core.html'
 
 
+@pytest.mark.slow
 def test_page_content(core_page):
     text = core_page['text']
     assert core_page['title'].startswith('Core conventions')
@@ -136,6 +138,7 @@ def test_page_content(core_page):
     assert 'from fastcore.test import' not in text                       # the #| hide cell is gone
 
 
+@pytest.mark.slow
 def test_math_typeset(core_page):
     assert core_page['n_tex'] >= 10, 'MathJax found no math on the page'
     assert core_page['n_math'] >= core_page['n_tex']
@@ -144,6 +147,7 @@ def test_math_typeset(core_page):
     assert not re.search(r'\$\$?\\(frac|nabla)', core_page['prose']), 'raw TeX left outside code'
 
 
+@pytest.mark.slow
 def test_offline(core_page):
     hosts = {urlparse(u).hostname for u in core_page['requests'] if urlparse(u).scheme in ('http', 'https', 'ws', 'wss')}
     other = [u for u in core_page['requests'] if urlparse(u).scheme not in ('http', 'https', 'data', 'blob', 'about')]
@@ -311,6 +315,7 @@ def samplers_page(server):
         page.close()
 
 
+@pytest.mark.slow
 def test_player_advances(samplers_page):
     p = samplers_page
     assert p['n_players'] >= 1 and p['n_frames'] >= 10, p['n_frames']
@@ -320,6 +325,7 @@ def test_player_advances(samplers_page):
     assert next_ != middle and p['value'] == p['n_frames'] // 2 + 1, 'the step button did not advance the player'
 
 
+@pytest.mark.slow
 def test_samplers_page_offline(samplers_page):
     p = samplers_page
     hosts = {urlparse(u).hostname for u in p['requests'] if urlparse(u).scheme in ('http', 'https', 'ws', 'wss')}
@@ -330,6 +336,7 @@ def test_samplers_page_offline(samplers_page):
     assert 'Math Processing Error' not in p['text'] and p['n_errors'] == 0
 
 
+@pytest.mark.slow
 def test_players_on_pages(site):
     "The samplers and DA-EBM pages each carry a chain player: embedded frames, under 1 MB, nothing from the network."
     for n in ('11_samplers.ipynb', '34_daebm.ipynb'):
@@ -342,6 +349,7 @@ def test_players_on_pages(site):
             assert not re.search(r'(?:src|href)="(?:https?:)?//', p) and 'fa fa-' not in p
 
 
+@pytest.mark.slow
 def test_every_page_in_chromium(site, server):
     "Every page of the site in Chromium: MathJax typesets without an error and no request leaves 127.0.0.1."
     _, pages = _expected_sidebar()

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest, nbformat
 
+pytestmark = pytest.mark.slow   # the full tier (make test-all)
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = '/usr/bin/chromium'
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',

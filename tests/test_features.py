@@ -25,6 +25,7 @@ def test_shipped_weights_checksum_and_accuracy(dataset):
     assert acc >= MIN_ACC[dataset], f"{dataset}: accuracy {acc:.4f} on 2,000 test images"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('dataset', MIN_ACC)
 def test_fid_kid_self_halves_shifted(dataset):
     """Against itself: FID 0 (KID slightly negative: see nbs/08_features.ipynb). Two disjoint random halves of the test

@@ -26,6 +26,7 @@ def test_absurd_step_size_stops_with_usable_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in params(m2).values())
     assert torch.isfinite(m2.sample(4)).all()
 
+@pytest.mark.slow
 def test_divergence_through_lebm_run(lebm, root, tmp_path):
     out = tmp_path/'div'
     r = subprocess.run(lebm + ['run', 'train_lebm', '-p', 'preset', 'tiny', '-p', 'steps', '30', '-p', 'n_train', '200',
@@ -35,6 +36,7 @@ def test_divergence_through_lebm_run(lebm, root, tmp_path):
     assert 'last good checkpoint' in r.stderr and str(out/'train_lebm.ipynb') in r.stderr
     assert read_checkpoint(out/'checkpoint.pt')['step'] == 0
 
+@pytest.mark.slow
 def test_ddp_torchrun_ranks_agree(tmp_path, root):
     torchrun = Path(sys.executable).with_name('torchrun')
     r = subprocess.run([str(torchrun), '--nproc_per_node', '2', '--master_port', '29533', str(root/'tests'/'ddp_train.py'),

@@ -88,6 +88,7 @@ def run(lebm, root, *args, env=None):
 
 ANOMALY_CASES = [(s.name, '') for s in methods_for('anomaly')] + [('joint_hebm', 'scheme=variational'), ('diffusion_hebm', 'pretrain_steps=2')]
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name,options', ANOMALY_CASES)
 def test_anomaly_notebook_runs(name, options, lebm, root, tmp_path):
     out = tmp_path/'a'
@@ -159,6 +160,7 @@ RUN_CASES = ([(s.name, nb, []) for s in METHODS.values() for nb in s.notebooks i
                                         '-p', 'n_ood', '50', '-p', 'max_transitions', '20', '-p', 'long_run_steps', '5',
                                         '-p', 'sample_start', '1'])])
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name,notebook,extra', RUN_CASES, ids=lambda v: ('images' if 'mnist' in v else '2d') if isinstance(v, list) else v)
 def test_run_notebook_trains_the_method(name, notebook, extra, lebm, root, tmp_path):
     "Each method's run notebooks execute end to end at its test preset, write their outputs, and leave a checkpoint of it."
@@ -185,6 +187,7 @@ def example_method_source(root)->str:
     nb = nbformat.read(root/'nbs'/'39_adding_a_method.ipynb', as_version=4)
     return next(c.source for c in nb.cells if 'example-method' in c.metadata.get('tags', []))
 
+@pytest.mark.slow
 def test_plugin_method_end_to_end(lebm, root, tmp_path, monkeypatch):
     "A method in a temporary module: listed, run through the anomaly notebook, resumed exactly, opened in the explorer."
     plug = tmp_path/'plug'; plug.mkdir()
@@ -223,6 +226,7 @@ def test_pickle_payload_is_refused(tmp_path):
             load()
     assert not flag.exists()
 
+@pytest.mark.slow
 def test_train_daebm_rejects_a_bad_sample_start_before_training(lebm, root, tmp_path):
     "A descent start above the preset's T fails in the setup cell, with the valid range, before any training step."
     out = tmp_path/'r'

@@ -1,5 +1,6 @@
 "Run directories as a researcher uses them: no lost runs, resume after a kill, live progress (real `lebm run` subprocesses)."
 import os, json, time, signal, subprocess
+import pytest
 from pathlib import Path
 from latent_ebm_nb.run_dirs import run_state, read_meta, checkpoint_step, settled_state
 
@@ -12,6 +13,7 @@ def snapshot(d:Path)->dict:
 
 QS = ['-p', 'n_steps', '40', '-p', 'n_chains', '200', '--no-progress']
 
+@pytest.mark.slow
 def test_run_into_finished_run_is_refused_and_changes_nothing(lebm, root, tmp_path):
     out = tmp_path/'qs'
     assert run(lebm, root, 'run', 'quickstart', *QS, '--out', str(out)).returncode == 0
@@ -83,6 +85,7 @@ def test_anomaly_killed_then_resumed_equals_uninterrupted(lebm, root, tmp_path):
 DH = ['-p', 'preset', 'tiny', '-p', 'gen_steps', '20', '-p', 'prior_steps', '200', '-p', 'ckpt_every', '2', '-p', 'n_train', '500',
       '-p', 'n_test', '100', '-p', 'n_prior', '100', '-p', 'n_fid', '0', '-p', 'equal_time', 'False', '-p', 'seed', '2']
 
+@pytest.mark.slow
 def test_diffusion_hebm_killed_in_its_prior_phase_then_resumed_equals_uninterrupted(lebm, root, tmp_path):
     "Two phases in one run directory (generator, then prior) and a third (the short-run prior): a kill in phase 2 loses nothing."
     ref, out = tmp_path/'ref', tmp_path/'killed'
@@ -99,6 +102,7 @@ def test_diffusion_hebm_killed_in_its_prior_phase_then_resumed_equals_uninterrup
     assert [ph[k]['step'] for k in ('generator', 'prior', 'short_run')] == [20, 220, 200]
     assert read_meta(out)['history'][1]['from_step'] == step
 
+@pytest.mark.slow
 def test_lebm_run_shows_training_progress(lebm, root, tmp_path):
     r = run(lebm, root, 'run', 'train_lebm', '-p', 'preset', 'tiny', '-p', 'steps', '60', '-p', 'n_train', '200', '-p', 'n_test', '50',
             '-p', 'n_fid', '0', '--out', str(tmp_path/'p'))

@@ -1,5 +1,6 @@
 "Sweeps end to end: a real 2 x 2 grid through submitit, killed in the middle, restarted, then tabulated."
 import os, json, time, signal, subprocess
+import pytest
 from pathlib import Path
 from latent_ebm_nb.run_dirs import run_state, read_meta, checkpoint_step
 
@@ -10,6 +11,7 @@ POINTS = {'use_ebm=True,seed=0', 'use_ebm=True,seed=1', 'use_ebm=False,seed=0', 
 
 def points(out:Path)->set[str]: return {p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith('.')}
 
+@pytest.mark.slow
 def test_sweep_killed_restarted_then_tabled(lebm, root, tmp_path):
     out = tmp_path/'sw'
     cmd = lebm + ARGS + ['--out', str(out)]
@@ -60,6 +62,7 @@ def test_sweep_validates_every_point_first(lebm, root, tmp_path):
                        cwd=root, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and 'more than the' in r.stderr and not out.exists()
 
+@pytest.mark.slow
 def test_sweep_keeps_going_past_a_failed_point(lebm, root, tmp_path):
     out = tmp_path/'f'
     r = subprocess.run(lebm + ['sweep', 'quickstart', '-p', 'n_steps', '20,-1', '-p', 'n_chains', '100', '--jobs', '2', '--out', str(out)],
