@@ -16,7 +16,7 @@ from .trainer import Callback
 __all__ = ['DIGITS', 'PUBLISHED_AUPRC', 'mnist_pool', 'HeldoutSplit', 'heldout_split', 'auprc', 'average_precision',
            'tie_fraction', 'TiedScoresWarning', 'evaluate_scores', 'TermCalibration', 'fit_calibration',
            'calibrated_scores', 'anomaly_scores', 'terms_batched', 'AnomalyEval', 'term_histograms',
-           'summarize_records', 'summary_table']
+           'plot_term_histograms', 'summarize_records', 'summary_table']
 
 # %% ../nbs/40_anomaly.ipynb #0d4dd3fb
 def mnist_pool(root=None)->tuple[Tensor, Tensor]:
@@ -223,6 +223,22 @@ def term_histograms(terms:dict[str, dict[str, Tensor|np.ndarray]], # {'val': ter
         h = lambda a: np.histogram(np.clip(a, lo, hi), edges)[0].tolist()
         out[k] = dict(edges=edges.tolist(), val=h(v), test_normal=h(t[~lab]), test_anomaly=h(t[lab]))
     return out
+
+# %% ../nbs/40_anomaly.ipynb #plottermhist
+def plot_term_histograms(h:dict,          # `term_histograms` output (a run's `metrics['term_histograms']`)
+                         axs=None,        # one matplotlib axis per term (default: a new figure)
+                         title:str='',    # prefix of each panel's title
+                        ):                # the figure
+    "Each term's density on the validation normals (dashed), the normal test images and the anomalies, on common bins."
+    import matplotlib.pyplot as plt
+    if axs is None: axs = plt.subplots(1, len(h), figsize=(3.6*len(h), 2.4), squeeze=False)[1][0]
+    for ax, (k, d) in zip(axs, h.items()):
+        e = np.asarray(d['edges']); mid, w = (e[:-1] + e[1:])/2, np.diff(e)
+        for part, kw in (('val', dict(color='0.4', ls='--')), ('test_normal', dict(color='C0')), ('test_anomaly', dict(color='C3'))):
+            c = np.asarray(d[part], dtype=float); ax.step(mid, c/max(c.sum(), 1)/w, where='mid', label=part.replace('_', ' '), **kw)
+        ax.set_title(f"{title}{k}", fontsize=9); ax.set_yticks([])
+    axs[0].legend(fontsize=7)
+    return axs[0].figure
 
 # %% ../nbs/40_anomaly.ipynb #b1e0a009
 def summarize_records(records:list[dict], # `AnomalyEval.records`: {'step', '<score>_auprc', '<score>_ap', ...} per evaluation

@@ -42,6 +42,7 @@ def _parser()->argparse.ArgumentParser:
     t.add_argument('--metric', help='the metric to tabulate (default: auprc_mean, test_recon_mse, ... whichever the runs have)')
     t.add_argument('--no-figure', action='store_true', help='no seaborn figure')
     t.add_argument('--failed', action='store_true', help="count the failed runs too: each record gets failed_run (1 or 0); --metric failed_run tabulates the failure rate")
+    t.add_argument('--gap', metavar='FLAG', help="also the method minus its ablation per cell, with its standard error: FLAG (e.g. use_ebm) must be a row parameter, True minus False")
     ar = sub.add_parser('archive', help='copy the params.json and metrics.json of the runs under a folder into another (e.g. nbs/results/STUDY), to commit')
     ar.add_argument('src', help='a sweep directory, or any folder of run directories')
     ar.add_argument('dst', help='where the small files go, same layout')
@@ -101,6 +102,7 @@ def _cmd_table(a):
     split = lambda s: [k.strip() for k in s.split(',') if k.strip()] if s else []
     t, files = table.write_table(a.dir, a.metric, split(a.rows) if a.rows is not None else None, split(a.by), figure=not a.no_figure, failed=a.failed)
     print(table.to_markdown(t))
+    if a.gap: print('\n' + table.to_markdown(table.ablation_gap(t, a.gap)))
     print('\nwritten: ' + ', '.join(str(f) for f in files.values()))
 
 def _cmd_archive(a):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 import hashlib, time, warnings
 from pathlib import Path
+import numpy as np
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
@@ -12,7 +13,8 @@ from .data import DataError, data_dir, load_tensors
 
 # %% auto #0
 __all__ = ['FEATURE_SHA256', 'LeNet', 'train_feature_net', 'test_accuracy', 'feature_weights_path', 'file_sha256',
-           'save_feature_net', 'load_feature_net', 'fid_kid', 'floor_row']
+           'save_feature_net', 'load_feature_net', 'fid_kid', 'floor_row', 'frechet_distance', 'fid_infinity_features',
+           'fid_infinity']
 
 # %% ../nbs/08_features.ipynb #665b6e74
 class LeNet(nn.Module):
@@ -188,3 +190,43 @@ def floor_row(dataset:str,             # 'mnist' or 'fashion_mnist'
     g, n = torch.Generator().manual_seed(seed), min(n, len(xte))
     ite, itr = torch.randperm(len(xte), generator=g)[:n], torch.randperm(len(xtr), generator=g)[:n]
     return dict(dataset=dataset, n=n, **fid_kid(_pixels(xte[ite]), _pixels(xtr[itr]), dataset, seed=seed, root=root, **kwargs))
+
+# %% ../nbs/08_features.ipynb #fidinfcode
+def frechet_distance(mu1:np.ndarray, s1:np.ndarray, # mean `(d,)` and covariance `(d, d)` of one Gaussian
+                     mu2:np.ndarray, s2:np.ndarray, # and of the other
+                    )->float:
+    "Squared Fréchet (2-Wasserstein) distance between two Gaussians: the FID formula."
+    from scipy.linalg import sqrtm
+    covmean = sqrtm(s1 @ s2)
+    return float(((mu1 - mu2)**2).sum() + np.trace(s1) + np.trace(s2) - 2*np.trace(covmean).real)
+
+def _stats(f:np.ndarray)->tuple[np.ndarray, np.ndarray]: return f.mean(0), np.cov(f, rowvar=False)
+
+def fid_infinity_features(f_gen:np.ndarray,  # generated features `(N, d)`
+                          f_ref:np.ndarray,  # reference features `(M, d)` (their statistics are used whole)
+                          ns:tuple|None=None, # subset sizes (default: 8 sizes from N/5 to N, evenly spaced in 1/N)
+                          seed:int=0,         # draws the subsets
+                         )->dict:             # `fid_inf` (intercept), `slope` k, `fids` {n: FID_n}, `fid` at the full N
+    "$\\mathrm{FID}_\\infty$: FID of random subsets of `f_gen` at several sizes, extrapolated linearly in 1/N to N = infinity."
+    f_gen, f_ref = np.asarray(f_gen, dtype=np.float64), np.asarray(f_ref, dtype=np.float64)
+    N = len(f_gen)
+    if N < 10: raise LebmError(f"FID_inf needs at least 10 generated images; got {N}")
+    if ns is None: ns = sorted({int(round(1/x)) for x in np.linspace(1/(N//5), 1/N, 8)})
+    if len(ns) < 2 or max(ns) > N or min(ns) < 2: raise LebmError(f"ns must hold at least two sizes between 2 and {N}; got {ns}")
+    rng, (mr, sr) = np.random.default_rng(seed), _stats(f_ref)
+    fids = {int(n): frechet_distance(*_stats(f_gen[rng.permutation(N)[:n]]), mr, sr) for n in ns}
+    slope, icpt = np.polyfit([1/n for n in fids], list(fids.values()), 1)
+    return dict(fid_inf=float(icpt), slope=float(slope), fids=fids, fid=frechet_distance(*_stats(f_gen), mr, sr))
+
+def fid_infinity(x_gen:Tensor,            # generated images `(N, 1, 28, 28)` in [-1, 1]
+                 x_ref:Tensor,            # reference images, same layout
+                 dataset:str,             # whose feature net: 'mnist' or 'fashion_mnist'
+                 ns:tuple|None=None, seed:int=0, batch_size:int=1000,
+                 net:LeNet|None=None,     # the feature net; None: `load_feature_net(dataset)`
+                 root:str|Path|None=None,
+                )->dict:                  # as `fid_infinity_features`
+    "$\\mathrm{FID}_\\infty$ of `x_gen` against `x_ref` on the LeNet features of `dataset`."
+    _check_images(x_gen, 'x_gen'); _check_images(x_ref, 'x_ref')
+    feat = _LeNetFeatures(net if net is not None else load_feature_net(dataset, root))
+    f = lambda x: torch.cat([feat(xb) for xb in x.split(batch_size)]).cpu().numpy()
+    return fid_infinity_features(f(x_gen), f(x_ref), ns, seed)

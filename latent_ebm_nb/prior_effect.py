@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from .latent import LatentMethod
-from .features import fid_kid
+from .features import fid_kid, fid_infinity
+from .core import LebmError
 
 # %% auto #0
 __all__ = ['prior_samples', 'prior_effect', 'plot_prior_grids']
@@ -27,11 +28,19 @@ def prior_effect(model:LatentMethod,  # a trained latent method
                  dataset:str,         # whose feature net: 'mnist' or 'fashion_mnist'
                  n:int=2000,          # samples per prior
                  seed:int=0,
-                )->tuple[dict, dict]: # metrics per prior (`fid`, `kid_mean`, `kid_std`), and the samples
-    "FID/KID of decoded samples from the learned prior and from the Gaussian reference against `x_ref`."
+                 floor:Tensor|None=None, # real images the model did not generate (e.g. the training split): `n` of them make the floor row
+                 fid_inf:bool=True,   # also the effectively unbiased FID_inf of every row (`features.fid_infinity`)
+                )->tuple[dict, dict]: # metrics per row (`n`, `fid`, `fid_inf`, `kid_mean`, `kid_std`), and the images
+    "FID/KID of decoded samples from the learned prior and from the Gaussian reference against `x_ref`, beside a floor row at the same N."
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed); s = prior_samples(model, n)
-    return {k: fid_kid(v.clamp(-1, 1), x_ref.cpu(), dataset, seed=seed) for k, v in s.items()}, s
+        if floor is not None: s['floor'] = floor[torch.randperm(len(floor))[:n]].float().cpu()
+    if 'floor' in s and len(s['floor']) < n: raise LebmError(f"the floor needs {n} real images, one per sample; got {len(floor)}")
+    def row(v):
+        v = v.clamp(-1, 1)
+        return dict(n=len(v), **fid_kid(v, x_ref.cpu(), dataset, seed=seed)) | \
+               (dict(fid_inf=fid_infinity(v, x_ref.cpu(), dataset, seed=seed)['fid_inf']) if fid_inf else {})
+    return {k: row(v) for k, v in s.items()}, s
 
 # %% ../nbs/37_prior_effect.ipynb #bc7c7b1d
 def plot_prior_grids(samples:dict[str, Tensor], # name -> images `(n, 1, H, W)` in [-1, 1]

@@ -6,7 +6,7 @@ import json, shlex
 from pathlib import Path
 from typing import NamedTuple
 from .core import LebmError, project_root
-from .table import tabulate, to_markdown
+from .table import tabulate, to_markdown, ablation_gap
 
 # %% auto #0
 __all__ = ['fmt_cell', 'markdown_table', 'Study', 'read_study', 'run_command', 'study_section', 'results_folder', 'studies',
@@ -52,7 +52,7 @@ def run_command(meta:dict)->str:
 def study_section(study:Study|str|Path, # a study, or its folder
                   level:int=2,          # heading level of its title
                  )->str:                # markdown
-    "One study as markdown: title, when and where it was measured, note, each table, the failed runs, the commands."
+    "One study as markdown: title, when and where it was measured, note, each table (and its ablation gap), the failed runs, the commands."
     s = study if isinstance(study, Study) else read_study(study)
     m, h = s.meta, '#'*level
     out = [f"{h} {m['title']}", f"Measured {m.get('date') or 'on an unrecorded date'} on {m.get('machine') or 'an unrecorded machine'}. "
@@ -61,6 +61,7 @@ def study_section(study:Study|str|Path, # a study, or its folder
     for t in m['tables']:
         tab, recs = tabulate(s.folder, t['metric'], t.get('rows'), t.get('by'), m.get('failed', False))
         out += [f"**{t.get('title') or t['metric']}**", to_markdown(tab)]
+        if t.get('gap'): out += [f"*{t.get('title') or t['metric']}: the method minus its ablation*", to_markdown(ablation_gap(tab, t['gap']))]
     failed = [json.loads(p.read_text()) for p in sorted(s.folder.rglob('params.json'))]
     failed = [f for f in failed if 'failed' in f]
     if failed: out += ['Failed runs:', '\n'.join(f"- `{run_command(f)}`: {f['failed']}" for f in failed)]

@@ -9,8 +9,8 @@ from typing import Any
 from .core import LebmError
 
 # %% auto #0
-__all__ = ['DEFAULT_METRICS', 'flatten', 'collect_runs', 'Table', 'make_table', 'to_markdown', 'to_csv', 'archive_runs',
-           'plot_table', 'tabulate', 'write_table']
+__all__ = ['DEFAULT_METRICS', 'flatten', 'collect_runs', 'Table', 'make_table', 'to_markdown', 'to_csv', 'ablation_gap',
+           'archive_runs', 'plot_table', 'tabulate', 'write_table']
 
 # %% ../nbs/55_table.ipynb #f0b703d1
 def flatten(d:dict, prefix:str='')->dict:
@@ -137,6 +137,21 @@ def to_csv(t:Table)->str:
         w.writerow([*r, *c, t.metric, repr(v['mean']), *['' if v[k] is None else repr(v[k]) for k in ('std', 'se')], v['n']])
     return f.getvalue()
 
+# %% ../nbs/55_table.ipynb #gapcode
+def ablation_gap(t:Table,            # a table whose `rows` include `flag`
+                 flag:str='use_ebm', # the parameter that switches the component off
+                 on:Any=True, off:Any=False, # its two values: the difference is `on` minus `off`
+                )->Table:            # one cell per other row value and column: mean difference, its standard error, min n
+    "The method minus its ablation in every cell of `t`, with the standard error of the difference."
+    if flag not in t.rows: raise LebmError(f"the table's rows {t.rows} do not include {flag!r}: tabulate with --rows ...,{flag}")
+    i, rows, cells = t.rows.index(flag), [k for k in t.rows if k != flag], {}
+    for (r, c), a in t.cells.items():
+        if r[i] != on or (b := t.cells.get((r[:i] + (off,) + r[i+1:], c))) is None: continue
+        se = None if a['se'] is None or b['se'] is None else (a['se']**2 + b['se']**2)**0.5
+        cells[(r[:i] + r[i+1:], c)] = dict(mean=a['mean'] - b['mean'], std=None, se=se, n=min(a['n'], b['n']), runs=a['runs'] + b['runs'])
+    if not cells: raise LebmError(f"no cell has both {flag}={on} and {flag}={off}")
+    return Table(f"{t.metric} difference, {flag}={on} minus {flag}={off}", rows, t.by, cells, t.also)
+
 # %% ../nbs/55_table.ipynb #e2133def
 def archive_runs(src:str|Path,      # a sweep directory, or any folder of run directories
                  dst:str|Path,      # where the small files go (same relative layout)
@@ -189,10 +204,10 @@ def write_table(folder:str|Path,          # the folder the runs were collected f
                )->tuple[Table, dict[str, Path]]:  # the table, and the files written
     "Collect the runs under `folder`, tabulate `metric`, and write it there as `table-METRIC` in `.md`, `.csv` and `.png`."
     t, recs = tabulate(folder, metric, rows, by, failed)
-    stem = Path(folder)/f"table-{t.metric.replace('/', '_')}"
-    files = {'md': stem.with_suffix('.md'), 'csv': stem.with_suffix('.csv')}
+    stem = f"table-{t.metric.replace('/', '_')}"      # (not with_suffix: a metric such as full_test.joint_auprc has dots)
+    files = {k: Path(folder)/f"{stem}.{k}" for k in ('md', 'csv')}
     files['md'].write_text(to_markdown(t) + '\n'); files['csv'].write_text(to_csv(t))
     if figure:
         import matplotlib.pyplot as plt
-        fig = plot_table(t, recs); files['png'] = stem.with_suffix('.png'); fig.savefig(files['png'], dpi=100); plt.close(fig)
+        fig = plot_table(t, recs); files['png'] = Path(folder)/f"{stem}.png"; fig.savefig(files['png'], dpi=100); plt.close(fig)
     return t, files
