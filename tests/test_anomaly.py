@@ -3,7 +3,7 @@ trapezoidal AUPRC, the tie warning, per-term records that survive a resume, and 
 import json, subprocess
 import numpy as np, pytest, torch
 from latent_ebm_nb.anomaly import (HeldoutSplit, AnomalyEval, TiedScoresWarning, auprc, average_precision, evaluate_scores,
-                                   tie_fraction, summarize_records)
+                                   tie_fraction, summarize_records, anomaly_scores)
 from latent_ebm_nb.methods import get_method
 from latent_ebm_nb.trainer import Trainer
 
@@ -111,3 +111,30 @@ def test_protocol_preset_builds_and_runs_one_evaluation(name):
     assert all(0 <= r[f'{t}_ap'] <= 1 for t in ('joint', 'recon', 'prior'))
     torch.manual_seed(1); t = m.score_terms(split.x_test[:8])              # the joint score is weight 1 on the squared error
     torch.manual_seed(1); assert torch.allclose(m.anomaly_score(split.x_test[:8]), t['recon'] + t['prior'])
+
+
+def _terms(rng, n, shift=0.):
+    return dict(recon=rng.normal(shift, 2., n), prior=rng.normal(0., 0.5, n) + 0.3*shift)
+
+def test_calibrated_scores_are_affine_invariant_per_term():
+    "Rescaling (a > 0) and shifting a term in both the validation and the test terms leaves both calibrated scores unchanged."
+    rng = np.random.default_rng(0)
+    val, test = _terms(rng, 500), _terms(rng, 300, shift=1.)
+    base = anomaly_scores(val, test, w=1.)
+    moved = lambda t: dict(t, recon=7.5*t['recon'] - 40., prior=0.01*t['prior'] + 3.)
+    other = anomaly_scores(moved(val), moved(test), w=1.)
+    for k in ('std_sum', 'typicality'): np.testing.assert_allclose(other[k], base[k], rtol=1e-9, atol=1e-9)
+    assert not np.allclose(other['joint'], base['joint'])          # the protocol's fixed-weight sum is not invariant
+
+def test_calibrated_scores_never_read_test_labels():
+    "AnomalyEval.final on a split whose test labels are permuted gives the same scores, image by image."
+    from latent_ebm_nb.anomaly import HeldoutSplit, AnomalyEval
+    g = torch.Generator().manual_seed(0)
+    y = (torch.rand(200, generator=g) < 0.3).long()
+    split = HeldoutSplit(torch.zeros(0, 1, 2, 2), torch.randn(200, 1, 2, 2, generator=g) + y.view(-1, 1, 1, 1), y, 0,
+                         x_val=torch.randn(100, 1, 2, 2, generator=g))
+    terms_fn = lambda x: dict(recon=x.flatten(1).sum(1), prior=x.flatten(1).pow(2).sum(1))
+    _, t = AnomalyEval(split, terms_fn, w=0.5, every=2).final(1)
+    _, tp = AnomalyEval(split._replace(y_test=y[torch.randperm(200, generator=g)]), terms_fn, w=0.5, every=2).final(1)
+    s, sp = anomaly_scores(t['val'], t['test'], 0.5), anomaly_scores(tp['val'], tp['test'], 0.5)
+    for k in s: np.testing.assert_array_equal(s[k], sp[k])
