@@ -102,9 +102,13 @@ def test_anomaly_notebook_runs(name, options, lebm, root, tmp_path):
 def png(out, *names, size=300):
     for f in names: assert (out/'figures'/f'{f}.png').stat().st_size > size, f
 
-def check_prior_effect(m, priors=('prior', 'reference')):
-    "FID/KID of each prior's decoded samples, finite, with the prior-effect figure (where there is one)."
-    assert set(m['prior_effect']) == set(priors) and all(v['fid'] > 0 and v['kid_std'] >= 0 for v in m['prior_effect'].values())
+def check_prior_effect(m, priors=('prior', 'reference', 'floor')):
+    "FID/KID of each prior's decoded samples; with a floor row of real images, every row at the same N with its FID_inf."
+    pe = m['prior_effect']
+    assert set(pe) == set(priors) and all(v['fid'] > 0 and v['kid_std'] >= 0 for v in pe.values())
+    if 'floor' in pe:
+        assert len({v['n'] for v in pe.values()}) == 1 and all('fid_inf' in v for v in pe.values())
+        assert pe['floor']['fid'] < min(v['fid'] for k, v in pe.items() if k != 'floor')
 
 def check_train_lebm(out, m):
     check_prior_effect(m); png(out, 'prior_effect')
