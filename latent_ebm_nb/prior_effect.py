@@ -5,11 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from .latent import LatentMethod
-from .features import fid_kid, fid_infinity
+from .features import fid_infinity
+from .fid import sample_fid_kid, feature_net_for
 from .core import LebmError
+from .data import load_tensors
 
 # %% auto #0
-__all__ = ['prior_samples', 'prior_effect', 'plot_prior_grids']
+__all__ = ['prior_samples', 'prior_effect', 'plot_prior_grids', 'prior_effect_on', 'effect_lines']
 
 # %% ../nbs/37_prior_effect.ipynb #ffefcfce
 @torch.no_grad()
@@ -24,22 +26,23 @@ def prior_samples(model:LatentMethod, # a trained latent method
     return {k: draw(fns[k]) for k in ('prior', 'reference') if k in which}
 
 def prior_effect(model:LatentMethod,  # a trained latent method
-                 x_ref:Tensor,        # real images `(N, 1, 28, 28)` in [-1, 1] (e.g. the test split)
-                 dataset:str,         # whose feature net: 'mnist' or 'fashion_mnist'
+                 x_ref:Tensor,        # real images `(N, C, H, W)` in [-1, 1] (e.g. the test split)
+                 dataset:str,         # the data set: picks the feature net (LeNet for MNIST/Fashion-MNIST, else Inception-v3)
                  n:int=2000,          # samples per prior
                  seed:int=0,
                  floor:Tensor|None=None, # real images the model did not generate (e.g. the training split): `n` of them make the floor row
-                 fid_inf:bool=True,   # also the effectively unbiased FID_inf of every row (`features.fid_infinity`)
+                 fid_inf:bool=True,   # also the effectively unbiased FID_inf of every row (`features.fid_infinity`; LeNet features)
                 )->tuple[dict, dict]: # metrics per row (`n`, `fid`, `fid_inf`, `kid_mean`, `kid_std`), and the images
     "FID/KID of decoded samples from the learned prior and from the Gaussian reference against `x_ref`, beside a floor row at the same N."
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed); s = prior_samples(model, n)
         if floor is not None: s['floor'] = floor[torch.randperm(len(floor))[:n]].float().cpu()
     if 'floor' in s and len(s['floor']) < n: raise LebmError(f"the floor needs {n} real images, one per sample; got {len(floor)}")
+    lenet = feature_net_for(dataset) == 'lenet'
     def row(v):
         v = v.clamp(-1, 1)
-        return dict(n=len(v), **fid_kid(v, x_ref.cpu(), dataset, seed=seed)) | \
-               (dict(fid_inf=fid_infinity(v, x_ref.cpu(), dataset, seed=seed)['fid_inf']) if fid_inf else {})
+        return dict(n=len(v), **sample_fid_kid(v, x_ref.cpu(), dataset, seed=seed)) | \
+               (dict(fid_inf=fid_infinity(v, x_ref.cpu(), dataset, seed=seed)['fid_inf']) if fid_inf and lenet else {})
     return {k: row(v) for k, v in s.items()}, s
 
 # %% ../nbs/37_prior_effect.ipynb #bc7c7b1d
@@ -55,3 +58,18 @@ def plot_prior_grids(samples:dict[str, Tensor], # name -> images `(n, 1, H, W)` 
         ax.set_title(k + (f" (FID {metrics[k]['fid']:.1f})" if metrics and k in metrics else ''), fontsize=9)
     plt.tight_layout()
     return fig
+
+# %% ../nbs/37_prior_effect.ipynb #peon
+def prior_effect_on(model:LatentMethod, # a trained latent method
+                    dataset:str,        # the data set it was trained on (its test split is the reference)
+                    n:int=2000, seed:int=0,
+                    root=None,          # data folder (see `data_dir`)
+                   )->tuple[dict, dict]: # as `prior_effect`
+    "`prior_effect` against the test split of `dataset`, with `n` training images as the floor row (what the run notebooks report)."
+    x = lambda train: load_tensors(dataset, train, root)[0]*2 - 1
+    return prior_effect(model, x(False), dataset, n=n, seed=seed, floor=x(True))
+
+def effect_lines(metrics:dict)->str:  # `prior_effect` metrics -> one line per row
+    "The rows of a prior's-effect measurement as text."
+    return '\n'.join(f"{k:10s} N {v['n']}  FID {v['fid']:8.2f}" + (f"  FID_inf {v['fid_inf']:8.2f}" if 'fid_inf' in v else '') +
+                     f"   KID {v['kid_mean']:.4f} ± {v['kid_std']:.4f}   ({v['features']})" for k, v in metrics.items())
