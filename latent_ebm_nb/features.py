@@ -196,9 +196,9 @@ def frechet_distance(mu1:np.ndarray, s1:np.ndarray, # mean `(d,)` and covariance
                      mu2:np.ndarray, s2:np.ndarray, # and of the other
                     )->float:
     "Squared Fréchet (2-Wasserstein) distance between two Gaussians: the FID formula."
-    from scipy.linalg import sqrtm
-    covmean = sqrtm(s1 @ s2)
-    return float(((mu1 - mu2)**2).sum() + np.trace(s1) + np.trace(s2) - 2*np.trace(covmean).real)
+    # tr (S1 S2)^{1/2} = sum of the square roots of the eigenvalues of S1 S2 (real, >= 0: a product of PSD matrices)
+    ev = np.linalg.eigvals(s1 @ s2).real.clip(min=0)
+    return float(((mu1 - mu2)**2).sum() + np.trace(s1) + np.trace(s2) - 2*np.sqrt(ev).sum())
 
 def _stats(f:np.ndarray)->tuple[np.ndarray, np.ndarray]: return f.mean(0), np.cov(f, rowvar=False)
 
