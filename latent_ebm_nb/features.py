@@ -14,7 +14,7 @@ from .data import DataError, data_dir, load_tensors
 # %% auto #0
 __all__ = ['FEATURE_SHA256', 'LeNet', 'train_feature_net', 'test_accuracy', 'feature_weights_path', 'file_sha256',
            'save_feature_net', 'load_feature_net', 'fid_kid', 'floor_row', 'frechet_distance', 'fid_infinity_features',
-           'fid_infinity']
+           'lenet_features', 'fid_infinity']
 
 # %% ../nbs/08_features.ipynb #665b6e74
 class LeNet(nn.Module):
@@ -218,15 +218,25 @@ def fid_infinity_features(f_gen:np.ndarray,  # generated features `(N, d)`
     slope, icpt = np.polyfit([1/n for n in fids], list(fids.values()), 1)
     return dict(fid_inf=float(icpt), slope=float(slope), fids=fids, fid=frechet_distance(*_stats(f_gen), mr, sr))
 
+def lenet_features(x:Tensor,              # images `(N, 1, 28, 28)` in [-1, 1] (or uint8)
+                   dataset:str,           # whose feature net: 'mnist' or 'fashion_mnist'
+                   batch_size:int=1000,
+                   net:LeNet|None=None,   # the feature net; None: `load_feature_net(dataset)`
+                   root:str|Path|None=None,
+                  )->np.ndarray:          # `(N, 128)` float64, the features FID and KID are computed on
+    "The LeNet features of `x`, computed once (to reuse one reference's features across several sets)."
+    _check_images(x, 'x')
+    feat = _LeNetFeatures(net if net is not None else load_feature_net(dataset, root))
+    return torch.cat([feat(xb) for xb in x.split(batch_size)]).cpu().numpy()
+
 def fid_infinity(x_gen:Tensor,            # generated images `(N, 1, 28, 28)` in [-1, 1]
-                 x_ref:Tensor,            # reference images, same layout
+                 x_ref:Tensor|np.ndarray, # reference images, same layout, or their `lenet_features`
                  dataset:str,             # whose feature net: 'mnist' or 'fashion_mnist'
                  ns:tuple|None=None, seed:int=0, batch_size:int=1000,
                  net:LeNet|None=None,     # the feature net; None: `load_feature_net(dataset)`
                  root:str|Path|None=None,
                 )->dict:                  # as `fid_infinity_features`
     "$\\mathrm{FID}_\\infty$ of `x_gen` against `x_ref` on the LeNet features of `dataset`."
-    _check_images(x_gen, 'x_gen'); _check_images(x_ref, 'x_ref')
-    feat = _LeNetFeatures(net if net is not None else load_feature_net(dataset, root))
-    f = lambda x: torch.cat([feat(xb) for xb in x.split(batch_size)]).cpu().numpy()
-    return fid_infinity_features(f(x_gen), f(x_ref), ns, seed)
+    net = net if net is not None else load_feature_net(dataset, root)
+    f_ref = x_ref if isinstance(x_ref, np.ndarray) else lenet_features(x_ref, dataset, batch_size, net)
+    return fid_infinity_features(lenet_features(x_gen, dataset, batch_size, net), f_ref, ns, seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from .latent import LatentMethod
-from .features import fid_infinity
+from .features import fid_infinity, lenet_features
 from .fid import sample_fid_kid, feature_net_for
 from .core import LebmError
 from .data import load_tensors
@@ -38,11 +38,11 @@ def prior_effect(model:LatentMethod,  # a trained latent method
         torch.manual_seed(seed); s = prior_samples(model, n)
         if floor is not None: s['floor'] = floor[torch.randperm(len(floor))[:n]].float().cpu()
     if 'floor' in s and len(s['floor']) < n: raise LebmError(f"the floor needs {n} real images, one per sample; got {len(floor)}")
-    lenet = feature_net_for(dataset) == 'lenet'
+    f_ref = lenet_features(x_ref.cpu(), dataset) if fid_inf and feature_net_for(dataset) == 'lenet' else None   # once for every row
     def row(v):
         v = v.clamp(-1, 1)
         return dict(n=len(v), **sample_fid_kid(v, x_ref.cpu(), dataset, seed=seed)) | \
-               (dict(fid_inf=fid_infinity(v, x_ref.cpu(), dataset, seed=seed)['fid_inf']) if fid_inf and lenet else {})
+               (dict(fid_inf=fid_infinity(v, f_ref, dataset, seed=seed)['fid_inf']) if f_ref is not None else {})
     return {k: row(v) for k, v in s.items()}, s
 
 # %% ../nbs/37_prior_effect.ipynb #bc7c7b1d
