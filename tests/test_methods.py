@@ -137,13 +137,15 @@ def check_train_daebm(out, m):
     if m['dataset'] == 'mnist':
         ood = m['ood']['mnist vs fashion_mnist']
         assert 0 <= ood['auroc_energy0'] <= 1 and 0 <= ood['auroc_free_energy'] <= 1
+        assert sorted(m['ood']) == ['mnist vs constant', 'mnist vs fashion_mnist', 'mnist vs noise']   # and the synthetic sets
+        assert sorted(m['long_run'], key=int) == ['3', '5'] and m['long_run_class_kept'] == m['long_run']['5']['class_kept']
         assert 0 <= m['occ0_final'] <= 1 and 0 <= m['occ0_zero_fraction_second_half'] <= 1   # the buffer's level 0 during training
         assert m['samples_tweedie']['n'] == m['samples']['n'] == 20 and m['samples_tweedie']['fid'] > 0   # the same chains, denoised
         assert m['chains']['level'] == 0 and m['chains']['n'] == m['buffer_occupancy'][0]*64 and m['chains']['fid'] > 0
         # -p sample_start 1: the descent visits levels 1 and 0 only, sample_steps // 2 steps each
         assert m['annealed_start'] == 1 and m['annealed_steps_per_level'] == 550//2 and m['annealed_accept'][2:] == [None]*(m['T'] - 1)
         assert all(0 <= a <= 1 for a in m['annealed_accept'][:2])
-        return png(out, 'long_run', 'buffer_levels', 'samples_tweedie')
+        return png(out, 'long_run', 'long_run_over_time', 'buffer_levels', 'samples_tweedie')
     assert 0 <= m['samples_mode_weight_max_err'] <= 1
     if m['method'] == 'daebm':
         assert len(m['p_t']) == 7 and abs(sum(m['p_t']) - 1) < 1e-6 and m['kl'] >= 0
@@ -162,7 +164,7 @@ TRAIN_RUNS = {
 RUN_CASES = ([(s.name, nb, []) for s in METHODS.values() for nb in s.notebooks if nb in TRAIN_RUNS] +
              [('daebm', 'train_daebm', ['-p', 'dataset', 'mnist', '-p', 'preset', 'tiny_image', '-p', 'steps', '4', '-p', 'n_samples', '20',
                                         '-p', 'n_ood', '50', '-p', 'max_transitions', '20', '-p', 'long_run_steps', '5',
-                                        '-p', 'sample_start', '1'])])
+                                        '-p', 'sample_start', '1', '-p', 'long_run_marks', '3'])])
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name,notebook,extra', RUN_CASES, ids=lambda v: ('images' if 'mnist' in v else '2d') if isinstance(v, list) else v)

@@ -8,16 +8,17 @@ import torch
 from torch import Tensor
 from fastcore.basics import patch
 from ..core import LebmError
-from ..levels import level_conditional, mala_within_gibbs
+from ..levels import level_conditional, level_energies, mala_within_gibbs
 from ..targets2d import Target2D
 from ..features import fid_kid, load_feature_net
 from ..metrics import grid_metrics, normalise_on_grid, mmd2, auroc
 from .daebm import DAEBM
 
 # %% auto #0
-__all__ = ['mode_weights_of', 'level_marginal_2d', 'evaluate_2d', 'plot_levels_2d', 'nn_distance', 'image_scores', 'classify',
-           'class_frequencies', 'frequency_errors', 'image_samples', 'ood_auroc', 'evaluate_images',
-           'occupancy_summary', 'bimodal_1d', 'level0_states', 'evaluate_1d']
+__all__ = ['level_reliability', 'fit_level_offsets', 'mode_weights_of', 'level_marginal_2d', 'evaluate_2d', 'plot_levels_2d',
+           'nn_distance', 'image_scores', 'classify', 'class_frequencies', 'frequency_errors', 'image_samples',
+           'ood_auroc', 'chain_summary', 'synthetic_ood', 'evaluate_images', 'occupancy_summary', 'bimodal_1d',
+           'level0_states', 'evaluate_1d']
 
 # %% ../../nbs/38_daebm_eval.ipynb #3b4d41f3
 @patch
@@ -35,6 +36,52 @@ def level_confusion(self:DAEBM, x0:Tensor,   # clean data `(n, ...)`, data coord
     rows = [level_conditional(self.E, self.sched.q_sample(z, torch.full((len(z),), t, device=z.device)) if t else z, L,
                               -self.offsets).exp().mean(0) for t in range(L)]
     return torch.stack(rows)
+
+# %% ../../nbs/38_daebm_eval.ipynb #36586861
+@patch
+@torch.no_grad()
+def level_logits(self:DAEBM, x0:Tensor,   # clean data `(n, ...)`, data coordinates
+                 chunk:int=100,            # images per energy call
+                )->Tensor:                 # `(T+1, n, T+1)`: [t, i, t'] = $-U(x_{t,i}, t') - c_{t'}$, $x_{t,i} \sim q(x_t \mid x_{0,i})$
+    "The model's level logits on `x0` noised to every level (the row index is the true level)."
+    z, L = self.to_model(x0), self.T + 1
+    def at(t):
+        xt = self.sched.q_sample(z, torch.full((len(z),), t, device=z.device)) if t else z
+        return torch.cat([-level_energies(self.E, b, L) for b in xt.split(chunk)]) - self.offsets
+    return torch.stack([at(t) for t in range(L)])
+
+def level_reliability(logits:Tensor,      # `(L, n, L)` level logits of noised data, row index = true level (`level_logits`)
+                      log_prior:Tensor|None=None, # `(L,)` log pi(t), added to the logits (None: uniform)
+                      bins:int=10,        # confidence bins of the reliability table
+                     )->dict:             # acc, within1, nll, ece, acc_by_level, reliability rows [lo, hi, n, confidence, accuracy]
+    "Calibration of the level posterior softmax(logits + log pi): accuracy, NLL of the true level, ECE and the reliability table."
+    L, n = logits.shape[0], logits.shape[1]
+    lp = (logits.double() + (0 if log_prior is None else log_prior.double().to(logits.device))).log_softmax(-1)
+    t = torch.arange(L, device=logits.device)[:, None].expand(L, n)
+    conf, pred = lp.exp().max(-1); hit = (pred == t).double()
+    edges, rows, ece = torch.linspace(0, 1, bins + 1), [], 0.
+    for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist()):
+        k = (conf > lo) & (conf <= hi)
+        if not k.any(): continue
+        c, a = conf[k].mean().item(), hit[k].mean().item()
+        rows.append([lo, hi, int(k.sum()), c, a]); ece += k.double().mean().item()*abs(a - c)
+    return dict(acc=hit.mean().item(), within1=((pred - t).abs() <= 1).double().mean().item(),
+                nll=-lp.gather(-1, t[..., None]).mean().item(), ece=ece, acc_by_level=hit.mean(1).tolist(), reliability=rows)
+
+def fit_level_offsets(logits:Tensor,      # `(L, n, L)` level logits of noised *training* data (`level_logits`)
+                      log_prior:Tensor|None=None, # `(L,)` log pi(t) (None: uniform)
+                      max_iter:int=200,
+                     )->Tensor:           # `(L,)` d, mean zero: the calibrated logits are logits - d (offsets c + d)
+    "The per-level constants that per-level training leaves free: multinomial logistic regression of the true level on the logits."
+    L = logits.shape[0]
+    x = (logits.double() + (0 if log_prior is None else log_prior.double().to(logits.device))).reshape(-1, L)
+    y = torch.arange(L, device=logits.device).repeat_interleave(logits.shape[1])
+    d = torch.zeros(L, dtype=torch.float64, device=logits.device, requires_grad=True)
+    opt = torch.optim.LBFGS([d], max_iter=max_iter, line_search_fn='strong_wolfe', tolerance_grad=1e-10, tolerance_change=1e-12)
+    def closure():
+        opt.zero_grad(); loss = torch.nn.functional.cross_entropy(x - d, y); loss.backward(); return loss
+    with torch.enable_grad(): opt.step(closure)
+    d = d.detach(); return (d - d.mean()).to(logits.dtype)
 
 # %% ../../nbs/38_daebm_eval.ipynb #cf6f8640
 def mode_weights_of(target:Target2D, x:Tensor)->tuple[Tensor, float]:
@@ -164,6 +211,26 @@ def ood_auroc(score:Callable[[Tensor], Tensor], x_in:Tensor, x_out:Tensor, chunk
     s = lambda x: torch.cat([score(b) for b in x.split(chunk)]).detach().cpu()
     return auroc(torch.cat([torch.zeros(len(x_in)), torch.ones(len(x_out))]), torch.cat([s(x_in), s(x_out)]))
 
+# %% ../../nbs/38_daebm_eval.ipynb #054a8fb2
+@torch.no_grad()
+def chain_summary(model,                 # a DA-EBM (or T = 0 baseline) or anything with `energy0`
+                  x:Tensor,              # `(n, ...)` chain states, data coordinates
+                  x_start:Tensor,        # `(n, ...)` where each chain started (training images)
+                  net,                   # the LeNet classifier of the data set
+                  u_ref:Tensor,          # `(m,)` U(x, 0) of training images: the energy the states are measured against
+                 )->dict:
+    "Where long-run chains are: LeNet class kept and confidence, level-0 energy against the data's, pixels outside [-1, 1]."
+    u = torch.cat([model.energy0(b) for b in x.split(250)])
+    pr = torch.cat([net(b.clamp(-1, 1)).softmax(1) for b in x.split(500)])
+    return dict(class_kept=(pr.argmax(1) == classify(x_start, net)).float().mean().item(), lenet_confidence=pr.amax(1).mean().item(),
+                energy_gap_sd=((u.mean() - u_ref.mean())/u_ref.std()).item(),   # < 0: the chains found states the model prefers to data
+                out_of_range=(x.abs() > 1).float().mean().item(), pixel_abs_mean=x.abs().mean().item())
+
+def synthetic_ood(n:int, shape:tuple, generator:torch.Generator|None=None)->dict:
+    "Two synthetic out-of-distribution sets in [-1, 1]: uniform noise per pixel, and constant images (one uniform value each)."
+    return dict(noise=torch.rand(n, *shape, generator=generator)*2 - 1,
+                constant=(torch.rand(n, *[1]*len(shape), generator=generator)*2 - 1).expand(n, *shape).clone())
+
 # %% ../../nbs/38_daebm_eval.ipynb #d016ce3c
 def evaluate_images(model,                      # a trained DA-EBM (or its T = 0 baseline) or DRL, on images
                     dataset:str,                # 'mnist' or 'fashion_mnist' (the LeNet features and classifier)
@@ -175,6 +242,7 @@ def evaluate_images(model,                      # a trained DA-EBM (or its T = 0
                     sample_start:int|None=None, # DA-EBM: the descent's start level (None: T)
                     long_run_steps:int=10_000,  # DA-EBM: long-run MALA steps from training images (0: none)
                     long_run_chains:int=20,     # DA-EBM: long-run chains
+                    long_run_marks:tuple=(),    # DA-EBM: earlier step counts at which the long-run chains are summarised too
                     mgms_chains:int=64,         # DA-EBM with level moves: the paper's MGMS chains from noise (0: none)
                     visits:int=1, max_transitions:int=1000,
                     n_ood:int=2000,             # test images per side for the OOD AUROC
@@ -213,19 +281,30 @@ def evaluate_images(model,                      # a trained DA-EBM (or its T = 0
             figs['chain_states'] = smp.x_last
         if long_run_steps and long_run_chains:
             idx = torch.randperm(len(x_train), generator=generator)[:long_run_chains].to(dev)
-            t0 = time.perf_counter(); long_x, acc = model.long_run(x_train[idx].clone(), long_run_steps)
-            out.update(long_run_steps=long_run_steps, long_run_accept=acc, long_run_seconds=time.perf_counter() - t0, long_run_chains=len(long_x),
-                       long_run_class_kept=(classify(x_train[idx], net) == classify(long_x, net)).float().mean().item(),
-                       long_run_nn_dist_to_train=nn_distance(long_x, x_train[:10_000]),
-                       long_run_lenet_confidence=torch.cat([net(b.clamp(-1, 1)).softmax(1).amax(1) for b in long_x.split(500)]).mean().item())
-            figs['long_run'] = torch.cat([x_train[idx[:10]], long_x[:10]])
+            x0, u_ref = x_train[idx], torch.cat([model.energy0(b) for b in x_train[-500:].split(250)])
+            long_x, done, accs, t0, out['long_run'] = x0.clone(), 0, [], time.perf_counter(), {}
+            for mk in sorted({k for k in long_run_marks if 0 < k < long_run_steps} | {long_run_steps}):
+                long_x, a = model.long_run(long_x, mk - done); accs.append(a*(mk - done)); done = mk
+                out['long_run'][str(mk)] = chain_summary(model, long_x, x0, net, u_ref)
+                figs[f'long_run_{mk}'] = long_x[:10]
+            s = out['long_run'][str(long_run_steps)]
+            out.update(long_run_steps=long_run_steps, long_run_accept=sum(accs)/long_run_steps, long_run_seconds=time.perf_counter() - t0,
+                       long_run_chains=len(long_x), long_run_class_kept=s['class_kept'], long_run_lenet_confidence=s['lenet_confidence'],
+                       long_run_nn_dist_to_train=nn_distance(long_x, x_train[:10_000]))
+            figs['long_run'] = torch.cat([x0[:10], long_x[:10]])
         if model.T and n_level_posterior:
-            C = model.level_confusion(x_test[:n_level_posterior]).cpu()
+            lp = model.level_probs.log().cpu()
+            lg = model.level_logits(x_test[:n_level_posterior]).cpu()
+            C = (lg + lp).softmax(-1).mean(1)                    # `level_confusion`, on these draws
             out['level_confusion_diag'] = C.diag().tolist(); figs['level_confusion'] = C
+            d = fit_level_offsets(model.level_logits(x_train[-n_level_posterior:]).cpu(), lp)   # on noised training images
+            out['level_posterior'] = dict(raw=level_reliability(lg, lp), fitted=level_reliability(lg - d, lp), fitted_offsets=d.tolist())
     if x_ood is not None and n_ood:
         x_in, x_o = x_test[:n_ood], x_ood[:n_ood].to(dev)
         out['ood'] = dict(auroc_energy0=ood_auroc(model.energy0, x_in, x_o),
-                          auroc_free_energy=ood_auroc(model.free_energy, x_in, x_o) if daebm and model.T else None)
+                          auroc_free_energy=ood_auroc(model.free_energy, x_in, x_o) if daebm and model.T else None,
+                          **{f'auroc_energy0_{k}': ood_auroc(model.energy0, x_in, v.to(dev))
+                             for k, v in synthetic_ood(len(x_in), x_in.shape[1:], generator).items()})
     return out, figs
 
 # %% ../../nbs/38_daebm_eval.ipynb #323f595b
