@@ -238,5 +238,5 @@ def test_train_daebm_rejects_a_bad_sample_start_before_training(lebm, root, tmp_
     out = tmp_path/'r'
     r = run(lebm, root, 'run', 'train_daebm', '-p', 'dataset', 'mnist', '-p', 'preset', 'tiny_image', '-p', 'sample_start', '4',
             '--out', str(out), '--no-progress')
-    assert r.returncode == 1 and 'sample_start must be -1 (start at T) or a level 0..3 of this preset, got 4' in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 1 and 'sample_start must be -2 (chosen on training images), -1 (start at T) or a level 0..3 of this preset, got 4' in r.stderr, r.stderr[-2000:]
     assert not (out/'checkpoint.pt').exists() and not (out/'metrics.jsonl').exists()

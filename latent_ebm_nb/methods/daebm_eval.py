@@ -17,8 +17,8 @@ from .daebm import DAEBM
 # %% auto #0
 __all__ = ['level_reliability', 'fit_level_offsets', 'mode_weights_of', 'level_marginal_2d', 'evaluate_2d', 'plot_levels_2d',
            'nn_distance', 'image_scores', 'classify', 'class_frequencies', 'frequency_errors', 'image_samples',
-           'ood_auroc', 'chain_summary', 'synthetic_ood', 'evaluate_images', 'occupancy_summary', 'bimodal_1d',
-           'level0_states', 'evaluate_1d']
+           'ood_auroc', 'chain_summary', 'synthetic_ood', 'evaluate_images', 'start_candidates', 'choose_start',
+           'occupancy_summary', 'bimodal_1d', 'level0_states', 'evaluate_1d']
 
 # %% ../../nbs/38_daebm_eval.ipynb #3b4d41f3
 @patch
@@ -239,7 +239,7 @@ def evaluate_images(model,                      # a trained DA-EBM (or its T = 0
                     x_ood:Tensor|None=None,     # test images of another data set (OOD AUROC; None: skipped)
                     n_samples:int=500,          # samples from noise
                     sample_steps:int=550,       # DA-EBM: MALA steps of the annealed descent in all
-                    sample_start:int|None=None, # DA-EBM: the descent's start level (None: T)
+                    sample_start:int|str|None=None, # DA-EBM: the descent's start level (None: T; 'auto': `choose_start` on training images)
                     long_run_steps:int=10_000,  # DA-EBM: long-run MALA steps from training images (0: none)
                     long_run_chains:int=20,     # DA-EBM: long-run chains
                     long_run_marks:tuple=(),    # DA-EBM: earlier step counts at which the long-run chains are summarised too
@@ -255,6 +255,9 @@ def evaluate_images(model,                      # a trained DA-EBM (or its T = 0
     x_train, x_test = x_train.to(dev), x_test.to(dev)
     score = lambda x: image_scores(x, x_test, x_train[:10_000], dataset)
     f_data = class_frequencies(y_train)
+    if sample_start == 'auto':
+        sample_start, fids = choose_start(model, x_train, dataset, sample_steps=sample_steps) if daebm else (None, {})
+        out['start_choice'] = dict(start=sample_start, fid_train=fids)
     t0 = time.perf_counter()
     samples, tw, info = image_samples(model, n_samples, sample_steps, sample_start)
     out.update(info, sample_seconds=time.perf_counter() - t0, samples=score(samples)); figs['samples'] = samples
@@ -306,6 +309,28 @@ def evaluate_images(model,                      # a trained DA-EBM (or its T = 0
                           **{f'auroc_energy0_{k}': ood_auroc(model.energy0, x_in, v.to(dev))
                              for k, v in synthetic_ood(len(x_in), x_in.shape[1:], generator).items()})
     return out, figs
+
+# %% ../../nbs/38_daebm_eval.ipynb #5a382246
+def start_candidates(T:int)->list[int]:
+    "The default candidate start levels: $0$, $0.3T$, $0.6T$ (rounded) and $T$, without repeats."
+    return sorted({0, round(0.3*T), round(0.6*T), T})
+
+@torch.no_grad()
+def choose_start(model:DAEBM,                 # a trained DA-EBM on images (with a Gaussian reference when T > 0)
+                 x_ref:Tensor,                # training images in [-1, 1]: the samples are scored against them
+                 dataset:str,                 # whose LeNet features: 'mnist' or 'fashion_mnist'
+                 candidates:list[int]|None=None, # start levels to try (None: `start_candidates(T)`)
+                 n:int=200,                   # samples per candidate
+                 sample_steps:int=550,        # MALA steps of each descent in all (as the samples will use)
+                )->tuple[int, dict]:          # the chosen start, and the FID of every candidate
+    "The annealed descent's start level with the lowest FID of `n` samples against `n` training images."
+    cands = start_candidates(model.T) if candidates is None else sorted(set(candidates))
+    if not cands or not all(0 <= s <= model.T for s in cands): raise LebmError(f"candidate starts must be levels in 0..{model.T}, got {candidates}")
+    if len(cands) == 1: return cands[0], {}
+    ref = x_ref[torch.randperm(len(x_ref), generator=torch.Generator().manual_seed(0))[:n]]
+    fid = {s: fid_kid(image_samples(model, n, sample_steps, s)[0].clamp(-1, 1), ref.to(model.step_table.device), dataset,
+                      subset_size=n, subsets=1)['fid'] for s in cands}
+    return min(fid, key=fid.get), {str(s): v for s, v in fid.items()}
 
 # %% ../../nbs/38_daebm_eval.ipynb #323f595b
 def occupancy_summary(log:list[dict])->dict:
