@@ -10,7 +10,7 @@ from .core import LebmError
 
 # %% auto #0
 __all__ = ['DEFAULT_METRICS', 'flatten', 'collect_runs', 'Table', 'make_table', 'to_markdown', 'to_csv', 'ablation_gap',
-           'archive_runs', 'plot_table', 'tabulate', 'write_table']
+           'plot_gaps', 'archive_runs', 'plot_table', 'tabulate', 'write_table']
 
 # %% ../nbs/55_table.ipynb #f0b703d1
 def flatten(d:dict, prefix:str='')->dict:
@@ -151,6 +151,26 @@ def ablation_gap(t:Table,            # a table whose `rows` include `flag`
         cells[(r[:i] + r[i+1:], c)] = dict(mean=a['mean'] - b['mean'], std=None, se=se, n=min(a['n'], b['n']), runs=a['runs'] + b['runs'])
     if not cells: raise LebmError(f"no cell has both {flag}={on} and {flag}={off}")
     return Table(f"{t.metric} difference, {flag}={on} minus {flag}={off}", rows, t.by, cells, t.also)
+
+# %% ../nbs/55_table.ipynb #a79830a7
+def plot_gaps(gaps:dict[str, Table],      # label -> an `ablation_gap` table; all with the same rows and columns
+              ylabel:str='method - ablation', # the y axis
+              k:float=2.,                  # error bars: +- k standard errors
+             ):
+    "One panel per row value; in each, every table's gap at every column value with +- k standard errors."
+    import matplotlib.pyplot as plt
+    first = next(iter(gaps.values())); rows, cols = first.row_keys, first.col_keys
+    fig, axs = plt.subplots(1, len(rows), figsize=(3.6*len(rows), 2.8), sharey=True, squeeze=False)
+    w = 0.8/len(gaps)
+    for ax, r in zip(axs[0], rows):
+        for j, (lab, g) in enumerate(gaps.items()):
+            cs = [g.cells.get((r, c)) for c in cols]
+            x = [i - 0.4 + w*(j + 0.5) for i, c in enumerate(cs) if c]
+            ax.errorbar(x, [c['mean'] for c in cs if c], yerr=[k*(c['se'] or 0) for c in cs if c], fmt='o', ms=3, capsize=2, label=lab)
+        ax.axhline(0, color='k', lw=0.6); ax.set_xticks(range(len(cols))); ax.set_xticklabels([_head(first.by, c) for c in cols], fontsize=7)
+        ax.set_title(_head(first.rows, r), fontsize=9)
+    axs[0, 0].set_ylabel(ylabel); axs[0, -1].legend(fontsize=7, loc='best'); fig.tight_layout()
+    return fig
 
 # %% ../nbs/55_table.ipynb #e2133def
 def archive_runs(src:str|Path,      # a sweep directory, or any folder of run directories
