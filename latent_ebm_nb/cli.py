@@ -46,6 +46,7 @@ def _parser()->argparse.ArgumentParser:
     ar = sub.add_parser('archive', help='copy the params.json and metrics.json of the runs under a folder into another (e.g. nbs/results/STUDY), to commit')
     ar.add_argument('src', help='a sweep directory, or any folder of run directories')
     ar.add_argument('dst', help='where the small files go, same layout')
+    ar.add_argument('--strip', action='append', default=[], metavar='FIGURE:ROWS', help='also the top ROWS rows of each run\'s figures/FIGURE.png image grid (repeatable), e.g. samples:2')
     b = sub.add_parser('bench', help='run a benchmark program')
     b.add_argument('name', nargs='?', help='benchmark name (omit to list them)')
     b.add_argument('--json', action='store_true', help='print one JSON object instead of a table')
@@ -107,7 +108,12 @@ def _cmd_table(a):
 
 def _cmd_archive(a):
     from latent_ebm_nb import table
-    runs = table.archive_runs(a.src, a.dst)
+    strips = {}
+    for v in a.strip:
+        name, _, k = v.rpartition(':')
+        if not name or not k.isdigit() or int(k) < 1: raise LebmError(f"--strip takes FIGURE:ROWS, e.g. samples:2; got {v!r}")
+        strips[name] = int(k)
+    runs = table.archive_runs(a.src, a.dst, strips=strips)
     print(f"{len(runs)} runs archived from {a.src} into {a.dst}")
 
 def _cmd_bench(a):

@@ -10,7 +10,7 @@ from .table import tabulate, to_markdown, ablation_gap
 
 # %% auto #0
 __all__ = ['fmt_cell', 'markdown_table', 'Study', 'read_study', 'run_command', 'study_section', 'results_folder', 'studies',
-           'results_page', 'show_results', 'show_study']
+           'results_page', 'show_results', 'show_study', 'plot_strips']
 
 # %% ../nbs/53_results_reader.ipynb #e396e99e
 def fmt_cell(v)->str:  # a table cell as markdown text
@@ -96,3 +96,33 @@ def show_study(name:str,                     # a study folder's name under `nbs/
     from IPython.display import Markdown
     p = Path(name) if Path(name).is_dir() else Path(folder or results_folder())/name
     return Markdown(study_section(p, level))
+
+# %% ../nbs/53_results_reader.ipynb #80aa4c6e
+def plot_strips(folder:str|Path,          # a study (or sweep) folder whose runs hold `figures/NAME.png`
+                name:str='samples_rows1', # the strip's figure name
+                rows:list[str]|None=None, # parameters that make the rows (default: those that vary, seed aside)
+                col:str='seed',           # the parameter across
+                width:float=3.0,          # inches per column
+               ):
+    "Every run's strip in a grid of panels: a row per value of `rows`, a column per value of `col`."
+    import matplotlib.pyplot as plt
+    from torchvision.io import read_image
+    from latent_ebm_nb.table import _collect
+    folder = Path(folder); recs, pkeys = _collect(folder)
+    recs = [r for r in recs if (folder/r['run']/'figures'/f'{name}.png').is_file()]
+    if not recs: raise LebmError(f"no run under {folder} has figures/{name}.png (archive with --strip)")
+    rows = rows if rows is not None else [k for k in pkeys if k not in (col, 'threads') and len({json.dumps(r.get(k), default=str) for r in recs}) > 1]
+    key = lambda r: tuple(r.get(k) for k in rows)
+    rk = sorted({key(r) for r in recs}, key=str); ck = sorted({r.get(col) for r in recs}, key=str)
+    grey = lambda x: x[:1] if x.shape[0] == 3 and (x == x[:1]).all() else x
+    im = {(key(r), r.get(col)): grey(read_image(str(folder/r['run']/'figures'/f'{name}.png'))) for r in recs}
+    h, w = next(iter(im.values())).shape[1:]
+    fig, axs = plt.subplots(len(rk), len(ck), figsize=(width*len(ck), width*h/w*len(rk) + 0.3), squeeze=False)
+    for i, r in enumerate(rk):
+        for j, c in enumerate(ck):
+            ax = axs[i, j]; ax.set_xticks([]); ax.set_yticks([])
+            if (r, c) in im: ax.imshow(im[(r, c)].permute(1, 2, 0).squeeze(-1).numpy(), cmap='gray', vmin=0, vmax=255, interpolation='nearest')
+            else: ax.text(0.5, 0.5, 'no samples (failed run)', ha='center', va='center', fontsize=7); ax.set_frame_on(False)
+            if i == 0: ax.set_title(f'{col}={c}', fontsize=8)
+            if j == 0: ax.set_ylabel('\n'.join(f'{k}={v}' for k, v in zip(rows, r)), fontsize=7, rotation=0, ha='right', va='center')
+    fig.tight_layout(); return fig

@@ -10,7 +10,7 @@ from .core import LebmError
 
 # %% auto #0
 __all__ = ['DEFAULT_METRICS', 'flatten', 'collect_runs', 'Table', 'make_table', 'to_markdown', 'to_csv', 'ablation_gap',
-           'plot_gaps', 'archive_runs', 'plot_table', 'tabulate', 'write_table']
+           'plot_gaps', 'grid_rows', 'archive_runs', 'plot_table', 'tabulate', 'write_table']
 
 # %% ../nbs/55_table.ipynb #f0b703d1
 def flatten(d:dict, prefix:str='')->dict:
@@ -173,24 +173,42 @@ def plot_gaps(gaps:dict[str, Table],      # label -> an `ablation_gap` table; al
     return fig
 
 # %% ../nbs/55_table.ipynb #e2133def
+def grid_rows(src:str|Path,        # a PNG written by `runs.save_image_grid`
+              rows:int,            # grid rows to keep, from the top
+              cell:int=28,         # the images' height in pixels (MNIST: 28)
+              pad:int=1,           # the grid's padding (`save_image_grid`: 1)
+             )->'torch.Tensor':    # `(C, h, W)` uint8 (C = 1 for a grey grid)
+    "The top `rows` rows of an image grid, as pixels."
+    from torchvision.io import read_image
+    x = read_image(str(src))
+    h = rows*(cell + pad) + pad
+    if h > x.shape[1]: raise LebmError(f"{src} is {x.shape[1]} pixels high: it has fewer than {rows} rows of {cell}-pixel images")
+    x = x[:, :h]
+    return x[:1] if x.shape[0] == 3 and (x == x[:1]).all() else x     # a grey grid saved as RGB: one channel
+
 def archive_runs(src:str|Path,      # a sweep directory, or any folder of run directories
                  dst:str|Path,      # where the small files go (same relative layout)
                  failed:bool=True,  # also the failed runs' params.json
+                 strips:dict[str, int]|None=None, # figure name -> grid rows kept: `figures/NAME.png` becomes `figures/NAME_rowsK.png`
                 )->list[str]:       # the runs copied, relative to `src`
-    "Copy `params.json` and `metrics.json` of every finished (and failed) run under `src` to `dst`; refuses to overwrite a different file."
+    "Copy `params.json` and `metrics.json` of every finished (and failed) run under `src` to `dst`, and strips of its image grids; refuses to overwrite a different file."
+    from torchvision.io import encode_png
     src, dst, done = Path(src), Path(dst), []
     if not src.is_dir(): raise LebmError(f"no folder {src}")
+    def put(out:Path, data:bytes):
+        if out.exists() and out.read_bytes() != data:
+            raise LebmError(f"{out} exists with other contents: archive into a new folder, or remove it first")
+        out.parent.mkdir(parents=True, exist_ok=True); out.write_bytes(data)
     for p in sorted(src.rglob('params.json')):
         d = p.parent; rel = d.relative_to(src)
         if any(s.startswith('.') for s in rel.parts): continue
         meta = json.loads(p.read_text())
-        keep = ['params.json', 'metrics.json'] if 'seconds' in meta and 'failed' not in meta and (d/'metrics.json').is_file() else \
-               ['params.json'] if failed and 'failed' in meta else []
-        for f in keep:
-            out = dst/rel/f
-            if out.exists() and out.read_bytes() != (d/f).read_bytes():
-                raise LebmError(f"{out} exists with other contents: archive into a new folder, or remove it first")
-            out.parent.mkdir(parents=True, exist_ok=True); shutil.copyfile(d/f, out)
+        ok = 'seconds' in meta and 'failed' not in meta and (d/'metrics.json').is_file()
+        keep = ['params.json', 'metrics.json'] if ok else ['params.json'] if failed and 'failed' in meta else []
+        for f in keep: put(dst/rel/f, (d/f).read_bytes())
+        for name, k in (strips or {}).items():
+            if ok and (d/'figures'/f'{name}.png').is_file():
+                put(dst/rel/'figures'/f'{name}_rows{k}.png', bytes(encode_png(grid_rows(d/'figures'/f'{name}.png', k), compression_level=9).numpy()))
         if keep: done.append(str(rel))
     if not done: raise LebmError(f"no finished or failed runs under {src}")
     return done
