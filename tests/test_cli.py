@@ -104,3 +104,20 @@ def test_robustness_study_is_a_sweep(lebm, root, tmp_path):
     assert t.returncode == 0, t.stderr[-2000:]
     rows = t.stdout.splitlines()
     assert rows[:2] == ['| dataset | mode_weight_max_err |', '|---|---|'] and rows[2].startswith('| arc | ') and rows[3].startswith('| random_gmm0 | ')
+
+def test_archive_keeps_sample_strips(lebm, root, tmp_path):
+    "lebm archive --strip samples:1 keeps the top row of each run's sample grid beside its params and metrics; a malformed --strip is refused."
+    import json, torch
+    from torchvision.io import read_image
+    from latent_ebm_nb.runs import save_image_grid
+    run_dir = tmp_path/'sw'/'use_ebm=True'
+    run_dir.mkdir(parents=True)
+    (run_dir/'params.json').write_text(json.dumps(dict(notebook='train_lebm', params=dict(use_ebm=True), seconds=1.0)))
+    (run_dir/'metrics.json').write_text(json.dumps(dict(fid=1.0)))
+    save_image_grid(torch.rand(20, 1, 28, 28)*2 - 1, 'samples', folder=run_dir/'figures')
+    r = run(lebm + ['archive', str(tmp_path/'sw'), str(tmp_path/'study'), '--strip', 'samples:1'], root)
+    assert r.returncode == 0 and '1 runs archived' in r.stdout, r.stderr[-2000:]
+    strip = read_image(str(tmp_path/'study'/'use_ebm=True'/'figures'/'samples_rows1.png'))
+    assert tuple(strip.shape) == (1, 30, 291) and (strip[0] == read_image(str(run_dir/'figures'/'samples.png'))[0, :30]).all()
+    r = run(lebm + ['archive', str(tmp_path/'sw'), str(tmp_path/'study2'), '--strip', 'samples'], root)
+    assert r.returncode != 0 and '--strip takes FIGURE:ROWS' in r.stderr, r.stderr[-2000:]
