@@ -167,7 +167,7 @@ def plot_gaps(gaps:dict[str, Table],      # label -> an `ablation_gap` table; al
             cs = [g.cells.get((r, c)) for c in cols]
             x = [i - 0.4 + w*(j + 0.5) for i, c in enumerate(cs) if c]
             ax.errorbar(x, [c['mean'] for c in cs if c], yerr=[k*(c['se'] or 0) for c in cs if c], fmt='o', ms=3, capsize=2, label=lab)
-        ax.axhline(0, color='k', lw=0.6); ax.set_xticks(range(len(cols))); ax.set_xticklabels([_head(first.by, c) for c in cols], fontsize=7)
+        ax.axhline(0, color='k', lw=0.6); ax.set_xticks(range(len(cols))); ax.set_xticklabels(['\n'.join(f'{k}={v}' for k, v in zip(first.by, c)) for c in cols], fontsize=7)
         ax.set_title(_head(first.rows, r), fontsize=9)
     axs[0, 0].set_ylabel(ylabel); axs[0, -1].legend(fontsize=7, loc='best'); fig.tight_layout()
     return fig
