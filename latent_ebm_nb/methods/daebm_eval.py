@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from fastcore.basics import patch
 from ..core import LebmError
-from ..levels import level_conditional, level_energies, mala_within_gibbs
+from ..levels import level_energies, mala_within_gibbs
 from ..targets2d import Target2D
 from ..features import fid_kid, load_feature_net
 from ..metrics import grid_metrics, normalise_on_grid, mmd2, auroc
@@ -32,10 +32,7 @@ def jump_matrix(self:DAEBM)->Tensor:
 def level_confusion(self:DAEBM, x0:Tensor,   # clean data `(n, ...)`, data coordinates
                    )->Tensor:                # `(T+1, T+1)`: row t is the mean over x0 of p(t' | x_t), x_t ~ q(x_t | x0)
     "The model's level posterior on noised data, one row per true level."
-    z, L = self.to_model(x0), self.T + 1
-    rows = [level_conditional(self.E, self.sched.q_sample(z, torch.full((len(z),), t, device=z.device)) if t else z, L,
-                              -self.offsets).exp().mean(0) for t in range(L)]
-    return torch.stack(rows)
+    return self.level_logits(x0).softmax(-1).mean(1)
 
 # %% ../../nbs/38_daebm_eval.ipynb #36586861
 @patch
