@@ -29,14 +29,6 @@ def jump_matrix(self:DAEBM)->Tensor:
 
 @patch
 @torch.no_grad()
-def level_confusion(self:DAEBM, x0:Tensor,   # clean data `(n, ...)`, data coordinates
-                   )->Tensor:                # `(T+1, T+1)`: row t is the mean over x0 of p(t' | x_t), x_t ~ q(x_t | x0)
-    "The model's level posterior on noised data, one row per true level."
-    return self.level_logits(x0).softmax(-1).mean(1)
-
-# %% ../../nbs/38_daebm_eval.ipynb #36586861
-@patch
-@torch.no_grad()
 def level_logits(self:DAEBM, x0:Tensor,   # clean data `(n, ...)`, data coordinates
                  chunk:int=100,            # images per energy call
                 )->Tensor:                 # `(T+1, n, T+1)`: [t, i, t'] = $-U(x_{t,i}, t') - c_{t'}$, $x_{t,i} \sim q(x_t \mid x_{0,i})$
@@ -47,6 +39,14 @@ def level_logits(self:DAEBM, x0:Tensor,   # clean data `(n, ...)`, data coordina
         return torch.cat([-level_energies(self.E, b, L) for b in xt.split(chunk)]) - self.offsets
     return torch.stack([at(t) for t in range(L)])
 
+@patch
+@torch.no_grad()
+def level_confusion(self:DAEBM, x0:Tensor,   # clean data `(n, ...)`, data coordinates
+                   )->Tensor:                # `(T+1, T+1)`: row t is the mean over x0 of p(t' | x_t), x_t ~ q(x_t | x0)
+    "The model's level posterior on noised data, one row per true level."
+    return self.level_logits(x0).softmax(-1).mean(1)
+
+# %% ../../nbs/38_daebm_eval.ipynb #36586861
 def level_reliability(logits:Tensor,      # `(L, n, L)` level logits of noised data, row index = true level (`level_logits`)
                       log_prior:Tensor|None=None, # `(L,)` log pi(t), added to the logits (None: uniform)
                       bins:int=10,        # confidence bins of the reliability table
