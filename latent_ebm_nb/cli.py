@@ -13,7 +13,7 @@ __all__ = ['main']
 # %% ../nbs/50_cli.ipynb #5edf3690
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='lebm', description='latent_ebm_nb: run notebooks, sweeps, tables, benchmarks and docs')
-    sub = p.add_subparsers(dest='cmd', required=True, metavar='{list,run,sweep,table,archive,bench,check,docs,readme}')
+    sub = p.add_subparsers(dest='cmd', required=True, metavar='{list,run,sweep,table,archive,ood,bench,check,docs,readme}')
     sub.add_parser('list', help='registered methods (presets, run notebooks), then runnable notebooks and their parameters')
     r = sub.add_parser('run', help='execute a run notebook with papermill into a run directory (or resume one)')
     r.add_argument('name', nargs='?', help='run notebook (see `lebm list`); not needed with --resume')
@@ -47,6 +47,10 @@ def _parser()->argparse.ArgumentParser:
     ar.add_argument('src', help='a sweep directory, or any folder of run directories')
     ar.add_argument('dst', help='where the small files go, same layout')
     ar.add_argument('--strip', action='append', default=[], metavar='FIGURE:ROWS', help='also the top ROWS rows of each run\'s figures/FIGURE.png image grid (repeatable), e.g. samples:2')
+    o = sub.add_parser('ood', help="OOD AUROC of finished runs (test split against the other data set, noise, constant images), added to each run's metrics.json")
+    o.add_argument('dirs', nargs='+', help='run directories (with checkpoint.pt)')
+    o.add_argument('--n', type=int, default=2000, help='images per side (default 2000)')
+    o.add_argument('--seed', type=int, default=0, help='draws the noise and constant images')
     b = sub.add_parser('bench', help='run a benchmark program')
     b.add_argument('name', nargs='?', help='benchmark name (omit to list them)')
     b.add_argument('--json', action='store_true', help='print one JSON object instead of a table')
@@ -115,6 +119,12 @@ def _cmd_archive(a):
         strips[name] = int(k)
     runs = table.archive_runs(a.src, a.dst, strips=strips)
     print(f"{len(runs)} runs archived from {a.src} into {a.dst}")
+
+def _cmd_ood(a):
+    from latent_ebm_nb.methods.daebm_eval import ood_run
+    for d in a.dirs:
+        r = ood_run(d, a.n, a.seed)
+        print(f"{d}: " + ', '.join(f"{k} {v:.4f}" for k, v in r.items() if ' vs ' in k) + f" (score {r['score']}, n={r['n']})")
 
 def _cmd_bench(a):
     if not a.name:

@@ -6,7 +6,7 @@ import json, shlex
 from pathlib import Path
 from typing import NamedTuple
 from .core import LebmError, project_root
-from .table import tabulate, to_markdown, ablation_gap
+from .table import tabulate, to_markdown, ablation_gap, claims_markdown, _collect
 
 # %% auto #0
 __all__ = ['fmt_cell', 'markdown_table', 'Study', 'read_study', 'run_command', 'study_section', 'results_folder', 'studies',
@@ -52,12 +52,15 @@ def run_command(meta:dict)->str:
 def study_section(study:Study|str|Path, # a study, or its folder
                   level:int=2,          # heading level of its title
                  )->str:                # markdown
-    "One study as markdown: title, when and where it was measured, note, each table (and its ablation gap), the failed runs, the commands."
+    "One study as markdown: title, when and where it was measured, note, its claims table, each table (and its ablation gap), the failed runs, the commands."
     s = study if isinstance(study, Study) else read_study(study)
     m, h = s.meta, '#'*level
     out = [f"{h} {m['title']}", f"Measured {m.get('date') or 'on an unrecorded date'} on {m.get('machine') or 'an unrecorded machine'}. "
            f"Source: `nbs/results/{s.folder.name}/` ({sum(1 for _ in s.folder.rglob('params.json'))} runs)."]
     if m.get('note'): out.append(str(m['note']))
+    if c := m.get('claims'):          # {'flag', 'on', 'off', 'by', 'rows': [{'metric', 'title', 'higher'}]}: the method against its ablation
+        out += [f"**{c.get('title', 'The claims: the method against its ablation')}**",
+                claims_markdown(_collect(s.folder)[0], c['rows'], c['flag'], c['on'], c['off'], c.get('by'))]
     for t in m['tables']:
         tab, recs = tabulate(s.folder, t['metric'], t.get('rows'), t.get('by'), m.get('failed', False))
         out += [f"**{t.get('title') or t['metric']}**", to_markdown(tab)]

@@ -10,7 +10,8 @@ from .core import LebmError
 
 # %% auto #0
 __all__ = ['DEFAULT_METRICS', 'flatten', 'collect_runs', 'Table', 'make_table', 'to_markdown', 'to_csv', 'ablation_gap',
-           'plot_gaps', 'grid_rows', 'archive_runs', 'plot_table', 'tabulate', 'write_table']
+           'compare_arms', 'claims_markdown', 'plot_gaps', 'grid_rows', 'archive_runs', 'plot_table', 'tabulate',
+           'write_table']
 
 # %% ../nbs/55_table.ipynb #f0b703d1
 def flatten(d:dict, prefix:str='')->dict:
@@ -107,7 +108,8 @@ def make_table(records:list[dict],          # `collect_runs(..., as_frame=False)
             groups.setdefault((tuple(r.get(k) for k in rows), tuple(r.get(k) for k in by)), []).append(r)
     if not groups: raise LebmError(f"metric {metric!r} has no numeric value in any run")
     cells = {g: _stat([r[metric] for r in rs]) | dict(runs=[r['run'] for r in rs]) for g, rs in groups.items()}
-    return Table(metric, rows, by, cells, [k for k in vary if k not in rows + by])
+    inside = lambda k: any(len({json.dumps(r.get(k), default=str) for r in rs}) > 1 for rs in groups.values())
+    return Table(metric, rows, by, cells, [k for k in vary if k not in rows + by and inside(k)])
 
 # %% ../nbs/55_table.ipynb #b8dd7f47
 def _fmt(c:dict|None, n_same:bool)->str:
@@ -151,6 +153,51 @@ def ablation_gap(t:Table,            # a table whose `rows` include `flag`
         cells[(r[:i] + r[i+1:], c)] = dict(mean=a['mean'] - b['mean'], std=None, se=se, n=min(a['n'], b['n']), runs=a['runs'] + b['runs'])
     if not cells: raise LebmError(f"no cell has both {flag}={on} and {flag}={off}")
     return Table(f"{t.metric} difference, {flag}={on} minus {flag}={off}", rows, t.by, cells, t.also)
+
+# %% ../nbs/55_table.ipynb #9bdc2a4c
+def compare_arms(records:list[dict],   # `collect_runs(..., as_frame=False)`
+                 metric:str|list[str], # what is compared; a list: the first of these a run reports (e.g. one name per data set)
+                 flag:str,             # the key that tells the two arms apart (a parameter or a reported scalar)
+                 on:Any, off:Any,      # its value in the method's runs and in the ablation's
+                 by:list[str]|None=None, # columns (each compared on its own)
+                 higher:bool=True,     # True: a larger `metric` is better
+                 pair:str='seed',      # runs with the same value of this key are compared one to one
+                )->dict:               # column -> {'on', 'off': stats, 'gap': {'mean', 'se'}, 'wins', 'pairs'}
+    "Per column: the two arms' mean ± SE of `metric`, their difference ± SE, and in how many pairs the method is better."
+    by, out = list(by or []), {}
+    if not isinstance(metric, str):
+        num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+        names, metric = list(metric), ' or '.join(metric)
+        records = [r | {metric: next((r[m] for m in names if num(r.get(m))), None)} for r in records]
+    t = make_table([r for r in records if r.get(flag) in (on, off)], metric, rows=[flag], by=by)
+    for c in t.col_keys:
+        a, b = t.cells.get(((on,), c)), t.cells.get(((off,), c))
+        if a is None or b is None: continue
+        val = lambda v: {r.get(pair): r[metric] for r in records if r.get(flag) == v and tuple(r.get(k) for k in by) == c
+                         and isinstance(r.get(metric), (int, float))}
+        va, vb = val(on), val(off); common = sorted(set(va) & set(vb), key=str)
+        se = None if a['se'] is None or b['se'] is None else (a['se']**2 + b['se']**2)**0.5
+        out[c] = dict(on=a, off=b, gap=dict(mean=a['mean'] - b['mean'], se=se), pairs=len(common),
+                      wins=sum((va[s] > vb[s]) if higher else (va[s] < vb[s]) for s in common))
+    if not out: raise LebmError(f"no column has runs with both {flag}={on!r} and {flag}={off!r}")
+    return out
+
+def claims_markdown(records:list[dict],  # `collect_runs(..., as_frame=False)`
+                    claims:list[dict],   # each {'metric', 'title', 'higher' (default True)}: one row per claim
+                    flag:str, on:Any, off:Any, by:list[str]|None=None, # as in `compare_arms`
+                   )->str:               # markdown: a row per claim, a column per value of `by`
+    "Several `compare_arms` as one table: in each cell the method, its ablation, the difference ± SE and the seeds won."
+    f = lambda x, sign='': '—' if x is None else f"{x:{sign}.0f}" if abs(x) >= 100 else f"{x:{sign}.3g}" if abs(x) >= 1 else f"{x:{sign}.3f}"
+    res = [compare_arms(records, c['metric'], flag, on, off, by, c.get('higher', True)) for c in claims]
+    cols = sorted({k for r in res for k in r}, key=_order)
+    lines = ['| claim | ' + ' | '.join(_head(list(by or []), c) for c in cols) + ' |', '|---|' + '---|'*len(cols)]
+    for c, r in zip(claims, res):
+        cell = lambda v: '' if v is None else (f"{f(v['on']['mean'])} vs {f(v['off']['mean'])}: {f(v['gap']['mean'], '+')} ± {f(v['gap']['se'])}"
+                                               f" ({v['wins']}/{v['pairs']})")
+        lines.append(f"| {c.get('title') or (c['metric'] if isinstance(c['metric'], str) else ' or '.join(c['metric']))} ({'higher' if c.get('higher', True) else 'lower'} is better) | " +
+                     ' | '.join(cell(r.get(k)) for k in cols) + ' |')
+    return '\n'.join(lines) + (f"\n\nEach cell: {flag}={on} vs {flag}={off} (means over the seeds), the difference ± its standard error, "
+                               f"and (in parentheses) the seeds in which {flag}={on} is better than {flag}={off} run with the same seed.")
 
 # %% ../nbs/55_table.ipynb #a79830a7
 def plot_gaps(gaps:dict[str, Table],      # label -> an `ablation_gap` table; all with the same rows and columns

@@ -121,3 +121,22 @@ def test_archive_keeps_sample_strips(lebm, root, tmp_path):
     assert tuple(strip.shape) == (1, 30, 291) and (strip[0] == read_image(str(run_dir/'figures'/'samples.png'))[0, :30]).all()
     r = run(lebm + ['archive', str(tmp_path/'sw'), str(tmp_path/'study2'), '--strip', 'samples'], root)
     assert r.returncode != 0 and '--strip takes FIGURE:ROWS' in r.stderr, r.stderr[-2000:]
+
+def test_ood_adds_aurocs_to_a_run(lebm, root, tmp_path):
+    "lebm ood DIR: the run's model scored against the other data set, noise and constant images, written into its metrics.json; a folder without a checkpoint is refused."
+    import json, torch
+    from latent_ebm_nb.methods import get_method
+    from latent_ebm_nb.trainer import Trainer
+    from latent_ebm_nb.data import load_tensors
+    spec = get_method('daebm'); torch.manual_seed(0)
+    model = spec.model(spec.config('tiny_image', ''))
+    run_dir = tmp_path/'run'
+    Trainer(model, load_tensors('mnist')[0][:64]*2 - 1, steps=2, batch_size=8, out=run_dir, progress=False).fit()
+    (run_dir/'params.json').write_text(json.dumps(dict(notebook='train_daebm', params=dict(dataset='mnist'), seconds=1.0)))
+    (run_dir/'metrics.json').write_text(json.dumps(dict(fid=1.0)))
+    r = run(lebm + ['ood', str(run_dir), '--n', '40'], root)
+    assert r.returncode == 0 and 'mnist vs noise' in r.stdout and '(score energy0, n=40)' in r.stdout, r.stderr[-2000:]
+    m = json.loads((run_dir/'metrics.json').read_text())
+    assert m['fid'] == 1.0 and sorted(m['ood_suite']) == ['mnist vs constant', 'mnist vs fashion_mnist', 'mnist vs noise', 'n', 'score']
+    r = run(lebm + ['ood', str(tmp_path)], root)
+    assert r.returncode == 2 and 'not a finished run directory' in r.stderr, r.stderr[-2000:]

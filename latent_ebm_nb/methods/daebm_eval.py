@@ -15,10 +15,11 @@ from ..metrics import grid_metrics, normalise_on_grid, mmd2, auroc
 from .daebm import DAEBM
 
 # %% auto #0
-__all__ = ['level_reliability', 'fit_level_offsets', 'mode_weights_of', 'level_marginal_2d', 'evaluate_2d', 'plot_levels_2d',
-           'nn_distance', 'image_scores', 'classify', 'class_frequencies', 'frequency_errors', 'image_samples',
-           'ood_auroc', 'chain_summary', 'synthetic_ood', 'evaluate_images', 'start_candidates', 'choose_start',
-           'occupancy_summary', 'bimodal_1d', 'level0_states', 'evaluate_1d']
+__all__ = ['OTHER_DATASET', 'level_reliability', 'fit_level_offsets', 'mode_weights_of', 'level_marginal_2d', 'evaluate_2d',
+           'plot_levels_2d', 'nn_distance', 'image_scores', 'classify', 'class_frequencies', 'frequency_errors',
+           'image_samples', 'ood_auroc', 'chain_summary', 'synthetic_ood', 'evaluate_images', 'start_candidates',
+           'choose_start', 'ood_suite', 'model_ood_score', 'ood_run', 'occupancy_summary', 'bimodal_1d',
+           'level0_states', 'evaluate_1d']
 
 # %% ../../nbs/38_daebm_eval.ipynb #3b4d41f3
 @patch
@@ -328,6 +329,48 @@ def choose_start(model:DAEBM,                 # a trained DA-EBM on images (with
     fid = {s: fid_kid(image_samples(model, n, sample_steps, s)[0].clamp(-1, 1), ref.to(model.step_table.device), dataset,
                       subset_size=n, subsets=1)['fid'] for s in cands}
     return min(fid, key=fid.get), {str(s): v for s, v in fid.items()}
+
+# %% ../../nbs/38_daebm_eval.ipynb #a05c99d8
+OTHER_DATASET = {'mnist': 'fashion_mnist', 'fashion_mnist': 'mnist'}
+
+def ood_suite(score:Callable[[Tensor], Tensor], # images in [-1, 1] -> `(B,)`, higher = more out of distribution
+              dataset:str,                      # the in-distribution data set: the first `n` of its test split
+              n:int=2000,                       # images per side
+              seed:int=0,                       # draws the noise and constant images
+              root=None,                        # data folder (see `data.data_dir`)
+             )->dict:                           # {'<dataset> vs <other data set>', '<dataset> vs noise', '<dataset> vs constant': AUROC}
+    "AUROC of `score` for `dataset`'s test images against the other data set's, uniform noise and constant images."
+    from latent_ebm_nb.data import load_tensors
+    if n < 1: raise LebmError(f"n must be at least 1; got {n}")
+    test = lambda ds: load_tensors(ds, train=False, root=root)[0][:n].float()*2 - 1
+    x_in = test(dataset)
+    outs = {OTHER_DATASET[dataset]: test(OTHER_DATASET[dataset])} if dataset in OTHER_DATASET else {}
+    outs |= synthetic_ood(len(x_in), tuple(x_in.shape[1:]), torch.Generator().manual_seed(seed))
+    with torch.no_grad(): return {f'{dataset} vs {k}': ood_auroc(score, x_in, v) for k, v in outs.items()}
+
+def model_ood_score(model)->Callable[[Tensor], Tensor]:
+    "The OOD score of a trained model: $U(x, 0)$ for DA-EBM and its ablation (and DRL), the anomaly score for latent methods."
+    for name in ('energy0', 'anomaly_score'):
+        if callable(f := getattr(model, name, None)): return f
+    raise LebmError(f"{type(model).__name__} has neither energy0 nor anomaly_score: no OOD score for it")
+
+def ood_run(run_dir,          # a finished run directory (`checkpoint.pt`, `params.json` with a `dataset`, `metrics.json`)
+            n:int=2000,       # images per side
+            seed:int=0,       # noise and constant images
+           )->dict:           # what was added to `metrics.json` under `ood_suite`
+    "`ood_suite` of the run's model on its data set, written into the run's `metrics.json` (the other metrics kept)."
+    import json
+    from pathlib import Path
+    from latent_ebm_nb.core import atomic_write_json
+    from latent_ebm_nb.methods import load_run
+    d = Path(run_dir); pm, mf = d/'params.json', d/'metrics.json'
+    if not pm.is_file() or not mf.is_file(): raise LebmError(f"{run_dir} is not a finished run directory (needs params.json and metrics.json)")
+    ds = json.loads(pm.read_text())['params'].get('dataset')
+    if ds not in OTHER_DATASET: raise LebmError(f"{run_dir} was trained on {ds!r}; the OOD suite knows {', '.join(OTHER_DATASET)}")
+    model = load_run(d)
+    res = dict(n=n, score=model_ood_score(model).__name__, **ood_suite(model_ood_score(model), ds, n, seed))
+    m = json.loads(mf.read_text()); m['ood_suite'] = res; atomic_write_json(m, mf)
+    return res
 
 # %% ../../nbs/38_daebm_eval.ipynb #323f595b
 def occupancy_summary(log:list[dict])->dict:
