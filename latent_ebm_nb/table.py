@@ -162,7 +162,7 @@ def compare_arms(records:list[dict],   # `collect_runs(..., as_frame=False)`
                  by:list[str]|None=None, # columns (each compared on its own)
                  higher:bool=True,     # True: a larger `metric` is better
                  pair:str='seed',      # runs with the same value of this key are compared one to one
-                )->dict:               # column -> {'on', 'off': stats, 'gap': {'mean', 'se'}, 'wins', 'pairs'}
+                )->dict:               # column -> {'on', 'off': stats, 'gap': {'mean', 'se'}, 'wins', 'ties', 'pairs'}
     "Per column: the two arms' mean ± SE of `metric`, their difference ± SE, and in how many pairs the method is better."
     by, out = list(by or []), {}
     if not isinstance(metric, str):
@@ -178,7 +178,7 @@ def compare_arms(records:list[dict],   # `collect_runs(..., as_frame=False)`
         va, vb = val(on), val(off); common = sorted(set(va) & set(vb), key=str)
         se = None if a['se'] is None or b['se'] is None else (a['se']**2 + b['se']**2)**0.5
         out[c] = dict(on=a, off=b, gap=dict(mean=a['mean'] - b['mean'], se=se), pairs=len(common),
-                      wins=sum((va[s] > vb[s]) if higher else (va[s] < vb[s]) for s in common))
+                      wins=sum((va[s] > vb[s]) if higher else (va[s] < vb[s]) for s in common), ties=sum(va[s] == vb[s] for s in common))
     if not out: raise LebmError(f"no column has runs with both {flag}={on!r} and {flag}={off!r}")
     return out
 
@@ -187,17 +187,17 @@ def claims_markdown(records:list[dict],  # `collect_runs(..., as_frame=False)`
                     flag:str, on:Any, off:Any, by:list[str]|None=None, # as in `compare_arms`
                    )->str:               # markdown: a row per claim, a column per value of `by`
     "Several `compare_arms` as one table: in each cell the method, its ablation, the difference ± SE and the seeds won."
-    f = lambda x, sign='': '—' if x is None else f"{x:{sign}.0f}" if abs(x) >= 100 else f"{x:{sign}.3g}" if abs(x) >= 1 else f"{x:{sign}.3f}"
+    f = lambda x, sign='': '—' if x is None else f"{x:{sign}.0f}" if abs(x) >= 100 else f"{x:{sign}.3g}" if abs(x) > 1 else f"{x:{sign}.3f}"
     res = [compare_arms(records, c['metric'], flag, on, off, by, c.get('higher', True)) for c in claims]
     cols = sorted({k for r in res for k in r}, key=_order)
     lines = ['| claim | ' + ' | '.join(_head(list(by or []), c) for c in cols) + ' |', '|---|' + '---|'*len(cols)]
     for c, r in zip(claims, res):
         cell = lambda v: '' if v is None else (f"{f(v['on']['mean'])} vs {f(v['off']['mean'])}: {f(v['gap']['mean'], '+')} ± {f(v['gap']['se'])}"
-                                               f" ({v['wins']}/{v['pairs']})")
+                                               f" ({v['wins']}/{v['pairs']}" + (f", {v['ties']} tied" if v['ties'] else '') + ')')
         lines.append(f"| {c.get('title') or (c['metric'] if isinstance(c['metric'], str) else ' or '.join(c['metric']))} ({'higher' if c.get('higher', True) else 'lower'} is better) | " +
                      ' | '.join(cell(r.get(k)) for k in cols) + ' |')
     return '\n'.join(lines) + (f"\n\nEach cell: {flag}={on} vs {flag}={off} (means over the seeds), the difference ± its standard error, "
-                               f"and (in parentheses) the seeds in which {flag}={on} is better than {flag}={off} run with the same seed.")
+                               f"and (in parentheses) the seeds in which {flag}={on} is better than {flag}={off} run with the same seed (and those with equal values).")
 
 # %% ../nbs/55_table.ipynb #a79830a7
 def plot_gaps(gaps:dict[str, Table],      # label -> an `ablation_gap` table; all with the same rows and columns
