@@ -121,9 +121,10 @@ def _cmd_archive(a):
     print(f"{len(runs)} runs archived from {a.src} into {a.dst}")
 
 def _cmd_ood(a):
+    from latent_ebm_nb.methods import load_run
     from latent_ebm_nb.methods.daebm_eval import ood_run
     for d in a.dirs:
-        r = ood_run(d, a.n, a.seed)
+        r = ood_run(d, load_run(d), a.n, a.seed)
         print(f"{d}: " + ', '.join(f"{k} {v:.4f}" for k, v in r.items() if ' vs ' in k) + f" (score {r['score']}, n={r['n']})")
 
 def _cmd_bench(a):

@@ -139,4 +139,4 @@ def test_ood_adds_aurocs_to_a_run(lebm, root, tmp_path):
     m = json.loads((run_dir/'metrics.json').read_text())
     assert m['fid'] == 1.0 and sorted(m['ood_suite']) == ['mnist vs constant', 'mnist vs fashion_mnist', 'mnist vs noise', 'n', 'score']
     r = run(lebm + ['ood', str(tmp_path)], root)
-    assert r.returncode == 2 and 'not a finished run directory' in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 2 and 'has no checkpoint.pt' in r.stderr, r.stderr[-2000:]

@@ -354,7 +354,8 @@ def model_ood_score(model)->Callable[[Tensor], Tensor]:
         if callable(f := getattr(model, name, None)): return f
     raise LebmError(f"{type(model).__name__} has neither energy0 nor anomaly_score: no OOD score for it")
 
-def ood_run(run_dir,          # a finished run directory (`checkpoint.pt`, `params.json` with a `dataset`, `metrics.json`)
+def ood_run(run_dir,          # a finished run directory (`params.json` with a `dataset`, `metrics.json`)
+            model,            # its trained model (`methods.load_run(run_dir)`)
             n:int=2000,       # images per side
             seed:int=0,       # noise and constant images
            )->dict:           # what was added to `metrics.json` under `ood_suite`
@@ -362,12 +363,10 @@ def ood_run(run_dir,          # a finished run directory (`checkpoint.pt`, `para
     import json
     from pathlib import Path
     from latent_ebm_nb.core import atomic_write_json
-    from latent_ebm_nb.methods import load_run
     d = Path(run_dir); pm, mf = d/'params.json', d/'metrics.json'
     if not pm.is_file() or not mf.is_file(): raise LebmError(f"{run_dir} is not a finished run directory (needs params.json and metrics.json)")
     ds = json.loads(pm.read_text())['params'].get('dataset')
     if ds not in OTHER_DATASET: raise LebmError(f"{run_dir} was trained on {ds!r}; the OOD suite knows {', '.join(OTHER_DATASET)}")
-    model = load_run(d)
     res = dict(n=n, score=model_ood_score(model).__name__, **ood_suite(model_ood_score(model), ds, n, seed))
     m = json.loads(mf.read_text()); m['ood_suite'] = res; atomic_write_json(m, mf)
     return res
