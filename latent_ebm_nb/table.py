@@ -170,17 +170,16 @@ def compare_arms(records:list[dict],   # `collect_runs(..., as_frame=False)`
         names, metric = list(metric), ' or '.join(metric)
         records = [r | {metric: next((r[m] for m in names if num(r.get(m))), None)} for r in records]
     t = make_table([r for r in records if r.get(flag) in (on, off)], metric, rows=[flag], by=by)
-    for c in t.col_keys:
-        a, b = t.cells.get(((on,), c)), t.cells.get(((off,), c))
-        if a is None or b is None: continue
+    if not any(((on,), c) in t.cells and ((off,), c) in t.cells for c in t.col_keys):
+        raise LebmError(f"no column has runs with both {flag}={on!r} and {flag}={off!r}")
+    gap = ablation_gap(t, flag, on, off)                     # the difference and its standard error, per column
+    for (_, c), g in gap.cells.items():
         val = lambda v: {r.get(pair): r[metric] for r in records if r.get(flag) == v and tuple(r.get(k) for k in by) == c
                          and isinstance(r.get(metric), (int, float))}
         va, vb = val(on), val(off); common = sorted(set(va) & set(vb), key=str)
-        se = None if a['se'] is None or b['se'] is None else (a['se']**2 + b['se']**2)**0.5
-        out[c] = dict(on=a, off=b, gap=dict(mean=a['mean'] - b['mean'], se=se), pairs=len(common),
+        out[c] = dict(on=t.cells[((on,), c)], off=t.cells[((off,), c)], gap=dict(mean=g['mean'], se=g['se']), pairs=len(common),
                       wins=sum((va[s] > vb[s]) if higher else (va[s] < vb[s]) for s in common), ties=sum(va[s] == vb[s] for s in common))
-    if not out: raise LebmError(f"no column has runs with both {flag}={on!r} and {flag}={off!r}")
-    return out
+    return dict(sorted(out.items(), key=lambda kv: _order(kv[0])))
 
 def claims_markdown(records:list[dict],  # `collect_runs(..., as_frame=False)`
                     claims:list[dict],   # each {'metric', 'title', 'higher' (default True)}: one row per claim

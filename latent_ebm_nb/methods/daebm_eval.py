@@ -367,7 +367,8 @@ def ood_run(run_dir,          # a finished run directory (`params.json` with a `
     if not pm.is_file() or not mf.is_file(): raise LebmError(f"{run_dir} is not a finished run directory (needs params.json and metrics.json)")
     ds = json.loads(pm.read_text())['params'].get('dataset')
     if ds not in OTHER_DATASET: raise LebmError(f"{run_dir} was trained on {ds!r}; the OOD suite knows {', '.join(OTHER_DATASET)}")
-    res = dict(n=n, score=model_ood_score(model).__name__, **ood_suite(model_ood_score(model), ds, n, seed))
+    score = model_ood_score(model)
+    res = dict(n=n, score=score.__name__, **ood_suite(score, ds, n, seed))
     m = json.loads(mf.read_text()); m['ood_suite'] = res; atomic_write_json(m, mf)
     return res
 
