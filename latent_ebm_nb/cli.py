@@ -13,7 +13,7 @@ __all__ = ['main']
 # %% ../nbs/50_cli.ipynb #5edf3690
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='lebm', description='latent_ebm_nb: run notebooks, sweeps, tables, benchmarks and docs')
-    sub = p.add_subparsers(dest='cmd', required=True, metavar='{list,run,sweep,table,archive,ood,bench,check,docs,readme}')
+    sub = p.add_subparsers(dest='cmd', required=True, metavar='{list,run,sweep,table,archive,ood,longrun,bench,check,docs,readme}')
     sub.add_parser('list', help='registered methods (presets, run notebooks), then runnable notebooks and their parameters')
     r = sub.add_parser('run', help='execute a run notebook with papermill into a run directory (or resume one)')
     r.add_argument('name', nargs='?', help='run notebook (see `lebm list`); not needed with --resume')
@@ -51,6 +51,12 @@ def _parser()->argparse.ArgumentParser:
     o.add_argument('dirs', nargs='+', help='run directories (with checkpoint.pt)')
     o.add_argument('--n', type=int, default=2000, help='images per side (default 2000)')
     o.add_argument('--seed', type=int, default=0, help='draws the noise and constant images')
+    lr = sub.add_parser('longrun', help="long-run MALA chains on U(x, 0) of finished DA-EBM runs from training images, summarised at marks, added to each run's metrics.json")
+    lr.add_argument('dirs', nargs='+', help='run directories (with checkpoint.pt)')
+    lr.add_argument('--steps', type=int, default=100_000, help='MALA steps (default 100000)')
+    lr.add_argument('--marks', default='10000', help='comma-separated earlier step counts summarised too (default 10000)')
+    lr.add_argument('--chains', type=int, default=20, help='chains, started at training images (default 20)')
+    lr.add_argument('--seed', type=int, default=0, help='picks the starting images')
     b = sub.add_parser('bench', help='run a benchmark program')
     b.add_argument('name', nargs='?', help='benchmark name (omit to list them)')
     b.add_argument('--json', action='store_true', help='print one JSON object instead of a table')
@@ -126,6 +132,17 @@ def _cmd_ood(a):
     for d in a.dirs:
         r = ood_run(d, load_run(d), a.n, a.seed)
         print(f"{d}: " + ', '.join(f"{k} {v:.4f}" for k, v in r.items() if ' vs ' in k) + f" (score {r['score']}, n={r['n']})")
+
+def _cmd_longrun(a):
+    from latent_ebm_nb.methods import load_run
+    from latent_ebm_nb.methods.daebm_eval import long_run_more
+    try: marks = tuple(int(v) for v in a.marks.split(',') if v.strip())
+    except ValueError: raise LebmError(f"--marks takes comma-separated step counts, e.g. 10000,50000; got {a.marks!r}")
+    for d in a.dirs:
+        r, grid = long_run_more(d, load_run(d), a.steps, marks, a.chains, a.seed)
+        runs.save_image_grid(grid, 'long_run_extended', Path(d)/'figures', nrow=min(10, a.chains))   # rows: the starts, then each mark
+        print(f"{d}: " + ', '.join(f"{k} steps: class kept {v['class_kept']:.2f}, energy gap {v['energy_gap_sd']:+.2f} sd" for k, v in r['marks'].items())
+              + f" (accept {r['accept']:.3f}, {r['seconds']:.0f} s)")
 
 def _cmd_bench(a):
     if not a.name:

@@ -140,3 +140,25 @@ def test_ood_adds_aurocs_to_a_run(lebm, root, tmp_path):
     assert m['fid'] == 1.0 and sorted(m['ood_suite']) == ['mnist vs constant', 'mnist vs fashion_mnist', 'mnist vs noise', 'n', 'score']
     r = run(lebm + ['ood', str(tmp_path)], root)
     assert r.returncode == 2 and 'has no checkpoint.pt' in r.stderr, r.stderr[-2000:]
+
+def test_longrun_adds_chains_to_a_run(lebm, root, tmp_path):
+    "lebm longrun DIR: long-run chains of the run's model summarised at each mark, written into its metrics.json with the image grid; bad marks are refused."
+    import json, torch
+    from torchvision.io import read_image
+    from latent_ebm_nb.methods import get_method
+    from latent_ebm_nb.trainer import Trainer
+    from latent_ebm_nb.data import load_tensors
+    spec = get_method('daebm'); torch.manual_seed(0)
+    model = spec.model(spec.config('tiny_image', ''))
+    run_dir = tmp_path/'run'
+    Trainer(model, load_tensors('mnist')[0][:64]*2 - 1, steps=2, batch_size=8, out=run_dir, progress=False).fit()
+    (run_dir/'params.json').write_text(json.dumps(dict(notebook='train_daebm', params=dict(dataset='mnist'), seconds=1.0)))
+    (run_dir/'metrics.json').write_text(json.dumps(dict(fid=1.0)))
+    r = run(lebm + ['longrun', str(run_dir), '--steps', '6', '--marks', '2,4', '--chains', '3'], root)
+    assert r.returncode == 0 and '6 steps: class kept' in r.stdout, r.stderr[-2000:]
+    m = json.loads((run_dir/'metrics.json').read_text())
+    assert m['fid'] == 1.0 and sorted(m['long_run_extended']['marks'], key=int) == ['2', '4', '6'] and m['long_run_extended']['chains'] == 3
+    grid = read_image(str(run_dir/'figures'/'long_run_extended.png'))
+    assert tuple(grid.shape[1:]) == (4*29 + 1, 3*29 + 1)     # rows: the starts, then 3 marks; 3 chains of 28 px with 1 px padding
+    r = run(lebm + ['longrun', str(run_dir), '--marks', 'ten'], root)
+    assert r.returncode == 2 and '--marks takes comma-separated step counts' in r.stderr, r.stderr[-2000:]

@@ -17,9 +17,9 @@ from .daebm import DAEBM
 # %% auto #0
 __all__ = ['OTHER_DATASET', 'level_reliability', 'fit_level_offsets', 'mode_weights_of', 'level_marginal_2d', 'evaluate_2d',
            'plot_levels_2d', 'nn_distance', 'image_scores', 'classify', 'class_frequencies', 'frequency_errors',
-           'image_samples', 'ood_auroc', 'chain_summary', 'synthetic_ood', 'evaluate_images', 'start_candidates',
-           'choose_start', 'ood_suite', 'model_ood_score', 'ood_run', 'occupancy_summary', 'bimodal_1d',
-           'level0_states', 'evaluate_1d']
+           'image_samples', 'ood_auroc', 'chain_summary', 'long_chains', 'synthetic_ood', 'evaluate_images',
+           'start_candidates', 'choose_start', 'ood_suite', 'model_ood_score', 'ood_run', 'long_run_more',
+           'occupancy_summary', 'bimodal_1d', 'level0_states', 'evaluate_1d']
 
 # %% ../../nbs/38_daebm_eval.ipynb #3b4d41f3
 @patch
@@ -224,6 +224,20 @@ def chain_summary(model,                 # a DA-EBM (or T = 0 baseline) or anyth
                 energy_gap_sd=((u.mean() - u_ref.mean())/u_ref.std()).item(),   # < 0: the chains found states the model prefers to data
                 out_of_range=(x.abs() > 1).float().mean().item(), pixel_abs_mean=x.abs().mean().item())
 
+def long_chains(model,                   # a DA-EBM (or T = 0 baseline): `long_run` and `energy0`
+                x0:Tensor,               # `(n, ...)` starting images (training images, data coordinates)
+                net,                     # the LeNet classifier of the data set
+                u_ref:Tensor,            # `(m,)` U(x, 0) of training images (`chain_summary`)
+                steps:int,               # MALA steps on U(x, 0) in all
+                marks:tuple=(),          # earlier step counts at which the chains are summarised too
+               )->tuple[dict, dict, float]: # {'<steps>': chain_summary} at each mark and at the end, {steps: states}, mean acceptance
+    "Long-run MALA chains on $U(\\cdot, 0)$ from `x0`, continued mark to mark and summarised (`chain_summary`) at each."
+    x, done, acc, out, states = x0.clone(), 0, 0., {}, {}
+    for mk in sorted({k for k in marks if 0 < k < steps} | {steps}):
+        x, a = model.long_run(x, mk - done); acc, done = acc + a*(mk - done), mk
+        out[str(mk)], states[mk] = chain_summary(model, x, x0, net, u_ref), x
+    return out, states, acc/steps
+
 def synthetic_ood(n:int, shape:tuple, generator:torch.Generator|None=None)->dict:
     "Two synthetic out-of-distribution sets in [-1, 1]: uniform noise per pixel, and constant images (one uniform value each)."
     return dict(noise=torch.rand(n, *shape, generator=generator)*2 - 1,
@@ -283,13 +297,11 @@ def evaluate_images(model,                      # a trained DA-EBM (or its T = 0
         if long_run_steps and long_run_chains:
             idx = torch.randperm(len(x_train), generator=generator)[:long_run_chains].to(dev)
             x0, u_ref = x_train[idx], torch.cat([model.energy0(b) for b in x_train[-500:].split(250)])
-            long_x, done, accs, t0, out['long_run'] = x0.clone(), 0, [], time.perf_counter(), {}
-            for mk in sorted({k for k in long_run_marks if 0 < k < long_run_steps} | {long_run_steps}):
-                long_x, a = model.long_run(long_x, mk - done); accs.append(a*(mk - done)); done = mk
-                out['long_run'][str(mk)] = chain_summary(model, long_x, x0, net, u_ref)
-                figs[f'long_run_{mk}'] = long_x[:10]
-            s = out['long_run'][str(long_run_steps)]
-            out.update(long_run_steps=long_run_steps, long_run_accept=sum(accs)/long_run_steps, long_run_seconds=time.perf_counter() - t0,
+            t0 = time.perf_counter()
+            out['long_run'], states, acc = long_chains(model, x0, net, u_ref, long_run_steps, long_run_marks)
+            figs |= {f'long_run_{mk}': v[:10] for mk, v in states.items()}
+            long_x, s = states[long_run_steps], out['long_run'][str(long_run_steps)]
+            out.update(long_run_steps=long_run_steps, long_run_accept=acc, long_run_seconds=time.perf_counter() - t0,
                        long_run_chains=len(long_x), long_run_class_kept=s['class_kept'], long_run_lenet_confidence=s['lenet_confidence'],
                        long_run_nn_dist_to_train=nn_distance(long_x, x_train[:10_000]))
             figs['long_run'] = torch.cat([x0[:10], long_x[:10]])
@@ -371,6 +383,36 @@ def ood_run(run_dir,          # a finished run directory (`params.json` with a `
     res = dict(n=n, score=score.__name__, **ood_suite(score, ds, n, seed))
     m = json.loads(mf.read_text()); m['ood_suite'] = res; atomic_write_json(m, mf)
     return res
+
+# %% ../../nbs/38_daebm_eval.ipynb #644bb7d3
+def long_run_more(run_dir,                   # a finished DA-EBM (or T = 0) run on images (`params.json`, `metrics.json`)
+                  model,                     # its trained model (`methods.load_run(run_dir)`)
+                  steps:int=100_000,         # MALA steps on U(x, 0)
+                  marks:tuple=(10_000,),     # earlier step counts summarised too
+                  chains:int=20,             # chains, started at training images
+                  seed:int=0,                # picks the starting images
+                  root=None,                 # data folder (see `data.data_dir`)
+                 )->tuple[dict, Tensor]:     # what was added to `metrics.json` under `long_run_extended`, and the image grid
+    "Long-run chains of a finished run, summarised at `marks` and `steps`, written into its `metrics.json` (the other metrics kept)."
+    import json
+    from pathlib import Path
+    from latent_ebm_nb.core import atomic_write_json
+    from latent_ebm_nb.data import load_tensors
+    d = Path(run_dir); pm, mf = d/'params.json', d/'metrics.json'
+    if not pm.is_file() or not mf.is_file(): raise LebmError(f"{run_dir} is not a finished run directory (needs params.json and metrics.json)")
+    ds = json.loads(pm.read_text())['params'].get('dataset')
+    if ds not in OTHER_DATASET: raise LebmError(f"{run_dir} was trained on {ds!r}; long runs on images know {', '.join(OTHER_DATASET)}")
+    if not callable(getattr(model, 'long_run', None)): raise LebmError(f"{type(model).__name__} has no long_run: long runs are for DA-EBM and its T = 0 ablation")
+    if steps < 1 or chains < 1: raise LebmError(f"steps and chains must be at least 1; got steps={steps}, chains={chains}")
+    dev = next(model.parameters()).device
+    x = load_tensors(ds, train=True, root=root)[0]
+    x0 = (x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:chains]].float()*2 - 1).to(dev)
+    with torch.no_grad(): u_ref = torch.cat([model.energy0(b) for b in (x[-500:].float()*2 - 1).to(dev).split(250)])
+    t0 = time.perf_counter()
+    summ, states, acc = long_chains(model, x0, load_feature_net(ds).to(dev), u_ref, steps, marks)
+    res = dict(steps=steps, chains=chains, seed=seed, accept=acc, seconds=time.perf_counter() - t0, marks=summ)
+    m = json.loads(mf.read_text()); m['long_run_extended'] = res; atomic_write_json(m, mf)
+    return res, torch.cat([x0[:10]] + [states[k][:10] for k in sorted(states)]).cpu()
 
 # %% ../../nbs/38_daebm_eval.ipynb #323f595b
 def occupancy_summary(log:list[dict])->dict:
