@@ -122,9 +122,9 @@ def test_archive_keeps_sample_strips(lebm, root, tmp_path):
     r = run(lebm + ['archive', str(tmp_path/'sw'), str(tmp_path/'study2'), '--strip', 'samples'], root)
     assert r.returncode != 0 and '--strip takes FIGURE:ROWS' in r.stderr, r.stderr[-2000:]
 
-def test_ood_adds_aurocs_to_a_run(lebm, root, tmp_path):
-    "lebm ood DIR: the run's model scored against the other data set, noise and constant images, written into its metrics.json; a folder without a checkpoint is refused."
-    import json, torch
+def _tiny_daebm_run(tmp_path):
+    "A finished run directory of a tiny DA-EBM trained two steps on MNIST (checkpoint, params.json, metrics.json with fid 1.0)."
+    import torch
     from latent_ebm_nb.methods import get_method
     from latent_ebm_nb.trainer import Trainer
     from latent_ebm_nb.data import load_tensors
@@ -134,6 +134,11 @@ def test_ood_adds_aurocs_to_a_run(lebm, root, tmp_path):
     Trainer(model, load_tensors('mnist')[0][:64]*2 - 1, steps=2, batch_size=8, out=run_dir, progress=False).fit()
     (run_dir/'params.json').write_text(json.dumps(dict(notebook='train_daebm', params=dict(dataset='mnist'), seconds=1.0)))
     (run_dir/'metrics.json').write_text(json.dumps(dict(fid=1.0)))
+    return run_dir
+
+def test_ood_adds_aurocs_to_a_run(lebm, root, tmp_path):
+    "lebm ood DIR: the run's model scored against the other data set, noise and constant images, written into its metrics.json; a folder without a checkpoint is refused."
+    run_dir = _tiny_daebm_run(tmp_path)
     r = run(lebm + ['ood', str(run_dir), '--n', '40'], root)
     assert r.returncode == 0 and 'mnist vs noise' in r.stdout and '(score energy0, n=40)' in r.stdout, r.stderr[-2000:]
     m = json.loads((run_dir/'metrics.json').read_text())
@@ -143,17 +148,8 @@ def test_ood_adds_aurocs_to_a_run(lebm, root, tmp_path):
 
 def test_longrun_adds_chains_to_a_run(lebm, root, tmp_path):
     "lebm longrun DIR: long-run chains of the run's model summarised at each mark, written into its metrics.json with the image grid; bad marks are refused."
-    import json, torch
     from torchvision.io import read_image
-    from latent_ebm_nb.methods import get_method
-    from latent_ebm_nb.trainer import Trainer
-    from latent_ebm_nb.data import load_tensors
-    spec = get_method('daebm'); torch.manual_seed(0)
-    model = spec.model(spec.config('tiny_image', ''))
-    run_dir = tmp_path/'run'
-    Trainer(model, load_tensors('mnist')[0][:64]*2 - 1, steps=2, batch_size=8, out=run_dir, progress=False).fit()
-    (run_dir/'params.json').write_text(json.dumps(dict(notebook='train_daebm', params=dict(dataset='mnist'), seconds=1.0)))
-    (run_dir/'metrics.json').write_text(json.dumps(dict(fid=1.0)))
+    run_dir = _tiny_daebm_run(tmp_path)
     r = run(lebm + ['longrun', str(run_dir), '--steps', '6', '--marks', '2,4', '--chains', '3'], root)
     assert r.returncode == 0 and '6 steps: class kept' in r.stdout, r.stderr[-2000:]
     m = json.loads((run_dir/'metrics.json').read_text())
