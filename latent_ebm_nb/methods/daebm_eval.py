@@ -366,22 +366,32 @@ def model_ood_score(model)->Callable[[Tensor], Tensor]:
         if callable(f := getattr(model, name, None)): return f
     raise LebmError(f"{type(model).__name__} has neither energy0 nor anomaly_score: no OOD score for it")
 
+def _image_run(run_dir, what:str)->tuple:
+    "`metrics.json`'s path and the data set of a finished run on images (`what` needs it); a clear error for anything else."
+    import json
+    from pathlib import Path
+    d = Path(run_dir); pm, mf = d/'params.json', d/'metrics.json'
+    if not pm.is_file() or not mf.is_file(): raise LebmError(f"{run_dir} is not a finished run directory (needs params.json and metrics.json)")
+    ds = json.loads(pm.read_text())['params'].get('dataset')
+    if ds not in OTHER_DATASET: raise LebmError(f"{run_dir} was trained on {ds!r}; {what} knows {', '.join(OTHER_DATASET)}")
+    return mf, ds
+
+def _add_to_metrics(mf, key:str, value:dict):
+    "Write `value` under `key` into the `metrics.json` at `mf`, the other metrics kept."
+    import json
+    from latent_ebm_nb.core import atomic_write_json
+    m = json.loads(mf.read_text()); m[key] = value; atomic_write_json(m, mf)
+
 def ood_run(run_dir,          # a finished run directory (`params.json` with a `dataset`, `metrics.json`)
             model,            # its trained model (`methods.load_run(run_dir)`)
             n:int=2000,       # images per side
             seed:int=0,       # noise and constant images
            )->dict:           # what was added to `metrics.json` under `ood_suite`
     "`ood_suite` of the run's model on its data set, written into the run's `metrics.json` (the other metrics kept)."
-    import json
-    from pathlib import Path
-    from latent_ebm_nb.core import atomic_write_json
-    d = Path(run_dir); pm, mf = d/'params.json', d/'metrics.json'
-    if not pm.is_file() or not mf.is_file(): raise LebmError(f"{run_dir} is not a finished run directory (needs params.json and metrics.json)")
-    ds = json.loads(pm.read_text())['params'].get('dataset')
-    if ds not in OTHER_DATASET: raise LebmError(f"{run_dir} was trained on {ds!r}; the OOD suite knows {', '.join(OTHER_DATASET)}")
+    mf, ds = _image_run(run_dir, 'the OOD suite')
     score = model_ood_score(model)
     res = dict(n=n, score=score.__name__, **ood_suite(score, ds, n, seed))
-    m = json.loads(mf.read_text()); m['ood_suite'] = res; atomic_write_json(m, mf)
+    _add_to_metrics(mf, 'ood_suite', res)
     return res
 
 # %% ../../nbs/38_daebm_eval.ipynb #644bb7d3
@@ -394,14 +404,8 @@ def long_run_more(run_dir,                   # a finished DA-EBM (or T = 0) run 
                   root=None,                 # data folder (see `data.data_dir`)
                  )->tuple[dict, Tensor]:     # what was added to `metrics.json` under `long_run_extended`, and the image grid
     "Long-run chains of a finished run, summarised at `marks` and `steps`, written into its `metrics.json` (the other metrics kept)."
-    import json
-    from pathlib import Path
-    from latent_ebm_nb.core import atomic_write_json
     from latent_ebm_nb.data import load_tensors
-    d = Path(run_dir); pm, mf = d/'params.json', d/'metrics.json'
-    if not pm.is_file() or not mf.is_file(): raise LebmError(f"{run_dir} is not a finished run directory (needs params.json and metrics.json)")
-    ds = json.loads(pm.read_text())['params'].get('dataset')
-    if ds not in OTHER_DATASET: raise LebmError(f"{run_dir} was trained on {ds!r}; long runs on images know {', '.join(OTHER_DATASET)}")
+    mf, ds = _image_run(run_dir, 'the long run on images')
     if not callable(getattr(model, 'long_run', None)): raise LebmError(f"{type(model).__name__} has no long_run: long runs are for DA-EBM and its T = 0 ablation")
     if steps < 1 or chains < 1: raise LebmError(f"steps and chains must be at least 1; got steps={steps}, chains={chains}")
     dev = next(model.parameters()).device
@@ -411,7 +415,7 @@ def long_run_more(run_dir,                   # a finished DA-EBM (or T = 0) run 
     t0 = time.perf_counter()
     summ, states, acc = long_chains(model, x0, load_feature_net(ds).to(dev), u_ref, steps, marks)
     res = dict(steps=steps, chains=chains, seed=seed, accept=acc, seconds=time.perf_counter() - t0, marks=summ)
-    m = json.loads(mf.read_text()); m['long_run_extended'] = res; atomic_write_json(m, mf)
+    _add_to_metrics(mf, 'long_run_extended', res)
     return res, torch.cat([x0[:10]] + [states[k][:10] for k in sorted(states)]).cpu()
 
 # %% ../../nbs/38_daebm_eval.ipynb #323f595b
